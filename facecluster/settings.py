@@ -1,0 +1,207 @@
+"""Settings: conf/*.yaml plus command-line overrides, checked before any work starts.
+
+A wrong setting found after an hour of embedding costs the user that hour, so every key is
+checked up front against the table below: unknown keys, wrong types and out-of-range values
+stop the job with a message that names the setting and says why.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or has a value the job cannot use."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    check: Callable[[Any], Any]  # returns the normalised value or raises ValueError with the reason
+    help: str
+
+
+def _choice(*options):
+    def check(v):
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(map(str, options))}")
+        return v
+    return check
+
+
+def _int_at_least(low):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError("must be a whole number")
+        if v < low:
+            raise ValueError(f"must be at least {low}")
+        return v
+    return check
+
+
+def _number_between(low, high):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("must be a number")
+        if not low <= v <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return float(v)
+    return check
+
+
+def _auto_or(check_value):
+    def check(v):
+        return "auto" if v == "auto" else check_value(v)
+    return check
+
+
+def _text(v):
+    if not isinstance(v, str) or not v:
+        raise ValueError("must be a non-empty text")
+    return v
+
+
+def _optional_file(v):
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise ValueError("must be a file path or null")
+    path = os.path.expanduser(v)
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+def _thresholds(v):
+    if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and 0 < x < 1 for x in v)):
+        raise ValueError("must be three numbers between 0 and 1, one per MTCNN stage (P-, R-, O-net)")
+    return [float(x) for x in v]
+
+
+def _spark_conf(v):
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError("must be a mapping of Spark properties")
+    for key, value in v.items():
+        if not str(key).startswith("spark."):
+            raise ValueError(f"{key!r} is not a Spark property (they start with 'spark.')")
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{key}: a Spark property takes a single value")
+    return {str(k): str(val).lower() if isinstance(val, bool) else str(val) for k, val in v.items()}
+
+
+RULES: dict[str, Rule] = {
+    "spark.master": Rule(_text, "Spark master URL: local[*], yarn, k8s://..., spark://host:port"),
+    "spark.app_name": Rule(_text, "name shown in the Spark UI"),
+    "spark.conf": Rule(_spark_conf, "Spark properties passed as they are"),
+    "embed.embedder": Rule(_choice("auto", "facenet", "dlib"), "which network embeds the faces"),
+    "embed.facenet_weights": Rule(_optional_file, "path to the FaceNet VGGFace2 weights"),
+    "embed.device": Rule(_choice("auto", "cpu", "cuda"), "where the models run"),
+    "embed.torch_threads": Rule(_auto_or(_int_at_least(1)), "torch threads per Spark task"),
+    "embed.max_canvas": Rule(_int_at_least(160), "longest side of the detection canvas, pixels"),
+    "embed.min_face_size": Rule(_int_at_least(10), "smallest face MTCNN looks for, canvas pixels"),
+    "embed.detection_thresholds": Rule(_thresholds, "MTCNN stage thresholds"),
+    "embed.min_det_score": Rule(_number_between(0.0, 1.0), "faces scored below are dropped"),
+    "embed.faces_per_batch": Rule(_int_at_least(1), "faces per embedder batch"),
+    "embed.thumb_size": Rule(_int_at_least(16), "longest side of the face thumbnail"),
+    "embed.max_pixels": Rule(_int_at_least(1_000_000), "photos with more pixels are refused"),
+    "cluster.algorithm": Rule(_choice("exact"), "clustering implementation"),
+    "cluster.min_cluster_size": Rule(_int_at_least(2), "fewest faces that make a person"),
+    "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),
+    "cluster.cluster_selection_epsilon": Rule(_number_between(0.0, 2.0), "HDBSCAN epsilon, Euclidean on unit vectors"),
+    "cluster.cluster_selection_method": Rule(_choice("eom", "leaf"), "HDBSCAN cluster selection"),
+}
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted != "spark.conf":
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _nest(flat: dict[str, Any]) -> dict:
+    tree: dict = {}
+    for dotted, value in flat.items():
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'embed.max_canvas=800' -> ('embed.max_canvas', 800); values are read as YAML."""
+    if "=" not in text:
+        raise SettingsError(f"override {text!r}: write it as key=value, e.g. embed.max_canvas=800")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"setting {key}: cannot read value {raw!r}: {exc}") from None
+    return key.strip(), value
+
+
+def load_settings(config: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict:
+    """Read a conf file (conf/local.yaml by default), apply key=value overrides, check everything."""
+    path = Path(config) if config else DEFAULT_CONFIG
+    if not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise SettingsError(f"config file {path} must hold a mapping of settings")
+    flat = _flatten(tree)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        if key.startswith("spark.conf."):
+            conf = dict(flat.get("spark.conf") or {})
+            conf[key[len("spark.conf."):]] = value
+            flat["spark.conf"] = conf
+        else:
+            flat[key] = value
+    return check_settings(flat, source=str(path))
+
+
+def check_settings(flat: dict[str, Any], source: str = "settings") -> dict:
+    unknown = sorted(set(flat) - set(RULES))
+    if unknown:
+        raise SettingsError(
+            f"unknown setting {unknown[0]} in {source}; known settings: {', '.join(sorted(RULES))}")
+    missing = sorted(set(RULES) - set(flat))
+    if missing:
+        raise SettingsError(f"setting {missing[0]} is missing from {source}")
+    checked = {}
+    for key, value in flat.items():
+        try:
+            checked[key] = RULES[key].check(value)
+        except ValueError as exc:
+            raise SettingsError(f"setting {key} = {value!r} in {source}: {exc} ({RULES[key].help})") from None
+    cluster_min = checked["cluster.min_cluster_size"]
+    if checked["cluster.min_samples"] > cluster_min:
+        raise SettingsError(
+            f"setting cluster.min_samples = {checked['cluster.min_samples']} in {source}: "
+            f"must not exceed cluster.min_cluster_size = {cluster_min}")
+    return _nest(checked)
+
+
+def with_changes(settings: dict, changes: dict[str, Any]) -> dict:
+    """A copy of checked settings with {dotted key: value} changes, checked again."""
+    flat = _flatten(copy.deepcopy(settings))
+    flat.update(changes)
+    return check_settings(flat)

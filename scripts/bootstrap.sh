@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's virtual environment in .venv.
+# Idempotent: does nothing when requirements.txt has not changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+stamp="$venv/.requirements.sha256"
+want="$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+
+python="${FACECLUSTER_PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "facecluster needs Python 3.11 (found $("$python" --version 2>&1))" >&2; exit 1; }
+command -v java >/dev/null 2>&1 || { echo "facecluster needs Java 17 on PATH for Spark" >&2; exit 1; }
+
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+echo "Setting up $venv (first run takes a few minutes) ..." >&2
+[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt"
+# facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3; it runs fine on the
+# versions above, so it goes in without its pins and requirements.txt carries its real needs.
+"$venv/bin/python" -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+echo "$want" > "$stamp"
