@@ -1,0 +1,64 @@
+"""What every job shares: its command-line arguments, the Spark session, the table paths."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from facecluster.settings import SettingsError, load_settings
+
+TABLES = ("photos", "photo_status", "faces", "assignments", "people", "person_albums")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="settings file (default conf/local.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set embed.max_canvas=800 (repeatable)")
+    parser.add_argument("--embedder", choices=["auto", "dlib", "facenet"],
+                        help="shortcut for --set embed.embedder=...")
+
+
+def settings_from(args: argparse.Namespace) -> dict:
+    overrides = list(args.overrides)
+    if getattr(args, "embedder", None):
+        overrides.append(f"embed.embedder={args.embedder}")
+    return load_settings(args.config, overrides)
+
+
+def parse_job_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
+    """Parse arguments and settings; a wrong setting exits here, before Spark starts."""
+    args = parser.parse_args(argv)
+    try:
+        return args, settings_from(args)
+    except SettingsError as exc:
+        parser.exit(2, f"facecluster: {exc}\n")
+
+
+def table_path(out: str, table: str) -> str:
+    return f"{out.rstrip('/')}/{table}"
+
+
+def qualified(path: str) -> str:
+    """A local path as the absolute file: URI Spark reports; URIs (hdfs://, s3a://) unchanged."""
+    if "://" in path or path.startswith("file:"):
+        return path.rstrip("/")
+    return "file:" + os.path.abspath(path).rstrip("/")
+
+
+def start_spark(settings: dict):
+    """The Spark session for a job. Under spark-submit the master and resources come from
+    spark-submit; run as a plain program (facecluster run ...) it is conf's spark.master."""
+    # Python workers must run this interpreter, or they start a system Python without the packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(settings["spark"]["app_name"])
+    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if not under_spark_submit:
+        builder = builder.master(settings["spark"]["master"])
+    for key, value in settings["spark"]["conf"].items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

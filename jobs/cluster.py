@@ -1,0 +1,102 @@
+"""cluster: `faces` -> `assignments` (face -> person) and `people` (one row per person).
+
+Runs HDBSCAN on the driver over the embeddings of one model; faces embedded by different
+models are refused. Reads the embeddings as Arrow straight into one float32 matrix.
+
+    spark-submit jobs/cluster.py --out OUT [--config conf/cluster.yaml]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from facecluster.clustering import PeopleClusterer, check_one_model
+from facecluster.people import assignments_table, number_by_size, people_table
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+
+
+def extract_faces(spark: SparkSession, out: str) -> DataFrame:
+    """Faces with the albums of their photo (a photo copied into two albums counts in both)."""
+    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "embedding", "model")
+    albums = spark.read.parquet(table_path(out, "photos")).select("photo_id", "albums")
+    return faces.join(albums, "photo_id", "left").orderBy("face_id")
+
+
+def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
+    """(face_id, photo_id, albums, model) and the (n, d) float32 embedding matrix, without Python lists."""
+    column = faces.column("embedding").combine_chunks()
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if len(lengths) and lengths.min() != lengths.max():
+        raise ValueError(f"embeddings of different lengths ({lengths.min()} and {lengths.max()})")
+    dimension = int(lengths[0]) if len(lengths) else 0
+    matrix = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(faces), dimension)
+    meta = faces.select(["face_id", "photo_id", "albums", "model"]).to_pandas()
+    meta["albums"] = meta["albums"].map(lambda a: list(a) if a is not None else [])
+    return meta, matrix
+
+
+def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    check_one_model(meta["model"])
+    clusterer = PeopleClusterer.from_settings(cluster_settings).fit(matrix)
+    labels = number_by_size(clusterer.labels_)
+    return (assignments_table(meta["face_id"], labels, clusterer.probabilities_, clusterer.outlier_scores_, run_id),
+            people_table(meta, matrix, labels))
+
+
+def write_table(spark: SparkSession, table: pd.DataFrame, schema: str, path: str) -> None:
+    spark.createDataFrame(table, schema=schema).coalesce(1).write.mode("overwrite").parquet(path)
+
+
+ASSIGNMENTS_SCHEMA = "face_id string, person_id long, probability double, outlier_score double, run_id string"
+PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
+                 "exemplar_face_id string, centroid array<float>")
+
+
+def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
+    assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id)
+    write_table(spark, assignments, ASSIGNMENTS_SCHEMA, table_path(out, "assignments"))
+    write_table(spark, people, PEOPLE_SCHEMA, table_path(out, "people"))
+    return run_id
+
+
+def summary(spark: SparkSession, out: str) -> dict:
+    assignments = spark.read.parquet(table_path(out, "assignments"))
+    people = spark.read.parquet(table_path(out, "people"))
+    return {"faces": assignments.count(), "people": people.count(),
+            "noise_faces": assignments.where(F.col("person_id") == -1).count(),
+            "people_in_several_albums": people.where(F.col("n_albums") > 1).count()}
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="cluster", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="output root holding the faces table")
+    add_settings_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, settings = parse_job_arguments(build_parser(), argv)
+    spark = start_spark(settings)
+    cluster(spark, args.out, settings["cluster"])
+    counts = summary(spark, args.out)
+    print(f"cluster: {counts['faces']} faces -> {counts['people']} people "
+          f"({counts['noise_faces']} faces seen once or unsure), "
+          f"{counts['people_in_several_albums']} people in more than one album")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

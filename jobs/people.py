@@ -1,0 +1,72 @@
+"""people: the person x album view, the first answer to "who appears in which albums".
+
+Writes `person_albums` (one row per person and album: faces and photos of them there) and
+prints the people seen in more than one album first, then the rest by size.
+
+    spark-submit jobs/people.py --out OUT
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+
+
+def person_albums(assignments: DataFrame, faces: DataFrame, photos: DataFrame) -> DataFrame:
+    """person_id, album, n_faces, n_photos; a photo copied into several albums counts in each."""
+    return (assignments.where(F.col("person_id") >= 0).select("face_id", "person_id")
+            .join(faces.select("face_id", "photo_id"), "face_id")
+            .join(photos.select("photo_id", F.explode("albums").alias("album")), "photo_id")
+            .groupBy("person_id", "album")
+            .agg(F.countDistinct("face_id").alias("n_faces"), F.countDistinct("photo_id").alias("n_photos")))
+
+
+def people_by_albums(people: DataFrame, by_album: DataFrame) -> DataFrame:
+    """One row per person: the albums they appear in, people in most albums first."""
+    albums = by_album.groupBy("person_id").agg(
+        F.count("album").alias("n_albums"),
+        F.sort_array(F.collect_list(F.struct("album", "n_faces"))).alias("faces_by_album"))
+    return (people.select("person_id", "name", "n_faces", "n_photos", "exemplar_face_id")
+            .join(albums, "person_id", "left")
+            .withColumn("n_albums", F.coalesce("n_albums", F.lit(0)))
+            .orderBy(F.desc("n_albums"), F.desc("n_faces"), "person_id"))
+
+
+def format_view(rows, limit: int = 20) -> str:
+    lines = [f"{'person':>6}  {'name':<16} {'faces':>5} {'albums':>6}  albums (faces)"]
+    for row in rows[:limit]:
+        where = ", ".join(f"{a['album'] or '(root)'} ({a['n_faces']})" for a in (row["faces_by_album"] or []))
+        lines.append(f"{row['person_id']:>6}  {(row['name'] or '-'):<16} {row['n_faces']:>5} {row['n_albums']:>6}  {where}")
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more people")
+    return "\n".join(lines)
+
+
+def people_view(spark: SparkSession, out: str) -> DataFrame:
+    read = lambda name: spark.read.parquet(table_path(out, name))  # noqa: E731
+    by_album = person_albums(read("assignments"), read("faces"), read("photos"))
+    by_album.coalesce(1).write.mode("overwrite").parquet(table_path(out, "person_albums"))
+    return people_by_albums(read("people"), spark.read.parquet(table_path(out, "person_albums")))
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="people", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="output root of a clustered run")
+    add_settings_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, settings = parse_job_arguments(build_parser(), argv)
+    spark = start_spark(settings)
+    print(format_view(people_view(spark, args.out).collect()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
