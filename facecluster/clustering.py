@@ -24,24 +24,62 @@ def check_one_model(models) -> str:
     return distinct[0] if distinct else ""
 
 
+def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_cluster_size: int) -> np.ndarray:
+    """Move to noise every face further than max_distance from the centroid of the rest of its person.
+
+    HDBSCAN follows density, so a stranger who happens to sit near one of a person's faces is
+    pulled in with them, and two strangers can make a "person" of two. On LFW (dlib) this step
+    took pairwise precision from 0.947 to 0.989 at a recall cost of 0.001 (README, Quality).
+    Repeated until stable: removing an intruder moves the centroid.
+    """
+    labels = labels.copy()
+    for _ in range(10):
+        changed = False
+        for person in np.unique(labels[labels != NOISE]):
+            members = np.flatnonzero(labels == person)
+            if len(members) < 2:
+                labels[members] = NOISE
+                continue
+            rest = X[members].sum(axis=0) - X[members]  # each member's leave-one-out centroid (unnormalised)
+            rest /= np.linalg.norm(rest, axis=1, keepdims=True).clip(1e-12)
+            far = members[np.linalg.norm(X[members] - rest, axis=1) > max_distance]
+            if len(far):
+                labels[far] = NOISE
+                changed = True
+            if np.count_nonzero(labels == person) < min_cluster_size:
+                labels[labels == person] = NOISE
+                changed = True
+        if not changed:
+            break
+    return labels
+
+
 class PeopleClusterer:
     """Estimator in hdbscan's style: fit(X) sets labels_, probabilities_, outlier_scores_.
 
-    X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers 0..k-1, -1 for noise.
+    X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers, -1 for noise
+    (a face seen once, or too unlike the person it is nearest to). max_member_distance, when
+    set, removes faces too far from the rest of their person (prune_strangers).
     """
 
-    def __init__(self, min_cluster_size: int = 2, min_samples: int = 1, cluster_selection_epsilon: float = 0.0,
-                 cluster_selection_method: str = "eom", algorithm: str = "exact"):
+    def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, cluster_selection_epsilon: float = 0.0,
+                 cluster_selection_method: str = "eom", max_member_distance: float | None = None,
+                 algorithm: str = "exact"):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.cluster_selection_epsilon = cluster_selection_epsilon
         self.cluster_selection_method = cluster_selection_method
+        self.max_member_distance = max_member_distance
         self.algorithm = algorithm
 
     @classmethod
-    def from_settings(cls, cluster_settings: dict) -> "PeopleClusterer":
-        return cls(**{k: cluster_settings[k] for k in (
-            "min_cluster_size", "min_samples", "cluster_selection_epsilon", "cluster_selection_method", "algorithm")})
+    def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
+        from facecluster.thresholds import member_radius
+
+        radius = cluster_settings["max_member_distance"]
+        return cls(max_member_distance=member_radius(model_id) if radius == "auto" else radius,
+                   **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples", "cluster_selection_epsilon",
+                                                       "cluster_selection_method", "algorithm")})
 
     def fit(self, X: np.ndarray) -> "PeopleClusterer":
         X = np.ascontiguousarray(X, dtype=np.float64)
@@ -62,6 +100,9 @@ class PeopleClusterer:
         self.labels_ = model.labels_.astype(np.int64)
         self.probabilities_ = np.nan_to_num(model.probabilities_.astype(np.float64))
         self.outlier_scores_ = np.nan_to_num(model.outlier_scores_.astype(np.float64))
+        if self.max_member_distance is not None:
+            self.labels_ = prune_strangers(X, self.labels_, self.max_member_distance, self.min_cluster_size)
+            self.probabilities_[self.labels_ == NOISE] = 0.0
         return self
 
     def fit_predict(self, X: np.ndarray) -> np.ndarray:

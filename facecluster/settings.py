@@ -56,6 +56,12 @@ def _number_between(low, high):
     return check
 
 
+def _optional_number_between(low, high):
+    def check(v):
+        return None if v is None else _number_between(low, high)(v)
+    return check
+
+
 def _auto_or(check_value):
     def check(v):
         return "auto" if v == "auto" else check_value(v)
@@ -118,6 +124,9 @@ RULES: dict[str, Rule] = {
     "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),
     "cluster.cluster_selection_epsilon": Rule(_number_between(0.0, 2.0), "HDBSCAN epsilon, Euclidean on unit vectors"),
     "cluster.cluster_selection_method": Rule(_choice("eom", "leaf"), "HDBSCAN cluster selection"),
+    "cluster.max_member_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
+                                        "faces further from the rest of their person become noise; "
+                                        "auto = the embedder's measured value, null = keep HDBSCAN's answer"),
 }
 
 

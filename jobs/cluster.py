@@ -46,8 +46,10 @@ def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
 
 def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    check_one_model(meta["model"])
-    clusterer = PeopleClusterer.from_settings(cluster_settings).fit(matrix)
+    model = check_one_model(meta["model"])
+    if not model:  # no faces at all: nothing to group
+        return (assignments_table([], [], [], [], run_id), people_table(meta, matrix, np.zeros(0, dtype=np.int64)))
+    clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix)
     labels = number_by_size(clusterer.labels_)
     return (assignments_table(meta["face_id"], labels, clusterer.probabilities_, clusterer.outlier_scores_, run_id),
             people_table(meta, matrix, labels))

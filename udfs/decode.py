@@ -49,7 +49,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         wide = np.asarray(image, dtype=np.float64)
         top = wide.max() if wide.size and wide.max() > 255 else 255.0
         grey = np.clip(wide * (255.0 / top), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
+        return Image.fromarray(grey).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent pixels often hide black: put the photo on white as a viewer shows it.
         rgba = image.convert("RGBA")
@@ -68,6 +68,8 @@ def decode_photo(content: bytes | None, max_pixels: int) -> Photo:
         image = Image.open(io.BytesIO(content))
     except UnidentifiedImageError:
         raise PhotoError("not a photo in a readable format (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC)") from None
+    except OSError as exc:
+        raise PhotoError(f"damaged or truncated file: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is this photo's problem only
         raise PhotoError(f"cannot open photo: {exc}") from None
     width, height = image.size

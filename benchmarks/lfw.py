@@ -1,0 +1,125 @@
+"""LFW figures: the whole job on an LFW subset, and clustering settings scored on cached embeddings.
+
+    # the whole job (ingest, embed, cluster, people) on the 40 people with most photos
+    # (at most 10 each) plus 100 people with one photo, dlib embedder; prints step times and scores
+    .venv/bin/python benchmarks/lfw.py job --lfw ../shared/data/lfw
+
+    # embed all of LFW once (about 15 minutes here) into a cache, then score clustering settings in seconds
+    .venv/bin/python benchmarks/lfw.py embed-all --lfw ../shared/data/lfw --cache .cache/lfw_dlib
+    .venv/bin/python benchmarks/lfw.py tune --cache .cache/lfw_dlib
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from facecluster.clustering import PeopleClusterer  # noqa: E402
+from facecluster.evaluation import central_faces, lfw_subset, person_from_folder  # noqa: E402
+from facecluster.metrics import cluster_report  # noqa: E402
+
+
+def facecluster(*args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(ROOT / ".venv" / "bin" / "facecluster"), *args], check=True)
+    return time.perf_counter() - started
+
+
+def scored_faces(out: Path) -> pd.DataFrame:
+    """One face per photo with its true person (from the LFW folder) and its assignment."""
+    faces = central_faces(pd.read_parquet(out / "faces"), pd.read_parquet(out / "photo_status"))
+    faces["person"] = person_from_folder(faces["path"])
+    if (out / "assignments").exists():
+        faces = faces.merge(pd.read_parquet(out / "assignments"), on="face_id")
+    return faces.reset_index(drop=True)
+
+
+def print_report(title: str, report: dict) -> None:
+    pw, bc = report["pairwise"], report["bcubed"]
+    print(f"{title}: pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F {pw['f']:.4f} | "
+          f"BCubed P {bc['precision']:.4f} R {bc['recall']:.4f} F {bc['f']:.4f} | NMI {report['nmi']:.4f} | "
+          f"people {report['people_found']} (true {report['people_true']}) | noise {report['noise_share']:.3f} | "
+          f"faces {report['faces']}")
+
+
+def job(args) -> None:
+    lfw = Path(args.lfw)
+    photos = pd.Series({str(p): p.parent.name for p in sorted(lfw.glob("*/*.jpg"))})
+    subset = photos.loc[lfw_subset(photos, seed=args.seed)]
+    with tempfile.TemporaryDirectory() as work:
+        archive, out = Path(work) / "archive", Path(work) / "out"
+        for path, person in subset.items():
+            (archive / person).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, archive / person)
+        print(f"{len(subset)} photos of {subset.nunique()} people "
+              f"({(subset.value_counts() == 1).sum()} seen once)")
+        common = ["--out", str(out), "--embedder", "dlib", *sum((["--set", s] for s in args.set), [])]
+        times = {"ingest": facecluster("ingest", str(archive), *common),
+                 "embed": facecluster("embed", *common),
+                 "cluster": facecluster("cluster", *common),
+                 "people": facecluster("people", *common)}
+        faces = scored_faces(out)
+        print_report("whole job, dlib, default settings", cluster_report(faces["person"], faces["person_id"]))
+        print("wall time per step (s, each a separate spark application incl. JVM start): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
+
+
+def embed_all(args) -> None:
+    out = Path(args.cache)
+    t = facecluster("ingest", args.lfw, "--out", str(out))
+    t += facecluster("embed", "--out", str(out), "--embedder", "dlib")
+    print(f"embedded {args.lfw} into {out} in {t:.0f} s")
+
+
+def tune(args) -> None:
+    faces = scored_faces(Path(args.cache))
+    X = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
+    names = faces["person"]
+    sets = {"lfw-40x10+100": lfw_subset(names, seed=args.seed), "lfw-all": faces.index}
+    grid = list(itertools.product([2, 3], [1, 2], [0.0], ["eom", "leaf"], [None, 0.33, 0.35, 0.37]))
+    for set_name, rows in sets.items():
+        print(f"\n== {set_name}: {len(rows)} faces, {names.loc[rows].nunique()} people")
+        for mcs, ms, eps, method, radius in grid:
+            if ms > mcs:
+                continue
+            started = time.perf_counter()
+            clusterer = PeopleClusterer(min_cluster_size=mcs, min_samples=ms, cluster_selection_epsilon=eps,
+                                        cluster_selection_method=method, max_member_distance=radius).fit(X[rows])
+            took = time.perf_counter() - started
+            print_report(f"mcs={mcs} ms={ms} eps={eps} {method} radius={radius} ({took:.1f}s)",
+                         cluster_report(names.loc[rows].tolist(), clusterer.labels_))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("job")
+    p.add_argument("--lfw", default=str(ROOT.parent / "shared" / "data" / "lfw"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[])
+    p.set_defaults(run=job)
+    p = sub.add_parser("embed-all")
+    p.add_argument("--lfw", default=str(ROOT.parent / "shared" / "data" / "lfw"))
+    p.add_argument("--cache", default=str(ROOT / ".cache" / "lfw_dlib"))
+    p.set_defaults(run=embed_all)
+    p = sub.add_parser("tune")
+    p.add_argument("--cache", default=str(ROOT / ".cache" / "lfw_dlib"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=tune)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Distances that mean something, per embedding model.
+
+Each model spreads faces differently, so every threshold belongs to one model id and is
+never applied to another model's embeddings. Distances are Euclidean between L2-normalised
+embeddings.
+"""
+from __future__ import annotations
+
+# same_person: the verification threshold with the best accuracy on LFW dev pairs.
+# member_radius: how far a face may sit from the centroid of the rest of its person before
+#   clustering calls it a stranger; chosen on LFW (README, Quality) as the largest radius
+#   that keeps pairwise precision >= 0.98.
+MODEL_DISTANCES = {
+    # measured here: benchmarks/lfw.py, ../shared/data/lfw_pairs_dev.txt, 3508 pairs, accuracy 0.989
+    "dlib-resnet-v1": {"same_person": 0.435, "member_radius": 0.35},
+    # NOT measured here (no FaceNet weights on this machine): 1.1 is the usual VGGFace2 threshold
+    # on unit vectors; the radius keeps dlib's ratio to it. Re-measure with benchmarks/lfw.py.
+    "facenet-vggface2": {"same_person": 1.10, "member_radius": 0.88},
+}
+
+
+def _distances(model_id: str) -> dict:
+    if model_id not in MODEL_DISTANCES:
+        raise KeyError(f"no measured distances for model {model_id!r}; known: {', '.join(MODEL_DISTANCES)}")
+    return MODEL_DISTANCES[model_id]
+
+
+def member_radius(model_id: str) -> float:
+    return _distances(model_id)["member_radius"]
+
+
+def same_person_threshold(model_id: str) -> float:
+    return _distances(model_id)["same_person"]

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets everything up if needed, then runs the test suite. Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/bootstrap.sh"
+cd "$root"
+exec "$root/.venv/bin/python" -m pytest "$@"

@@ -1,0 +1,52 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+ARCHIVE = SAMPLES / "archive"
+
+# Spark's Python workers must run this interpreter (the venv), not the system Python.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from facecluster.settings import load_settings
+
+    return load_settings(overrides=["embed.embedder=dlib"])
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """One local Spark session for the whole test run (a JVM start costs seconds)."""
+    from facecluster.runtime import start_spark
+    from facecluster.settings import with_changes
+
+    session = start_spark(with_changes(settings, {"spark.master": "local[2]"}))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_archive(tmp_path_factory):
+    """The sample archive plus a corrupt photo, as a user's archive would hold one."""
+    archive = tmp_path_factory.mktemp("archive") / "photos"
+    shutil.copytree(ARCHIVE, archive)
+    (archive / "2023_holiday" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this upload was cut off")
+    return archive
+
+
+@pytest.fixture(scope="session")
+def sample_run(spark, sample_archive, tmp_path_factory):
+    """`facecluster run` on the sample archive with the dlib embedder: the output root."""
+    from facecluster.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    assert main(["run", str(sample_archive), "--out", str(out), "--embedder", "dlib",
+                 "--set", "spark.master=local[2]"]) == 0
+    return out

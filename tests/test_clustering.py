@@ -1,0 +1,57 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from facecluster.clustering import MixedModelsError, PeopleClusterer, check_one_model
+from facecluster.metrics import pairwise_scores
+from facecluster.people import number_by_size, people_table
+
+
+def people_on_a_sphere(sizes, spread=0.15, dimension=128, seed=0):
+    """Unit vectors around one random centre per person, plus the truth."""
+    rng = np.random.default_rng(seed)
+    points, truth = [], []
+    for person, size in enumerate(sizes):
+        centre = rng.normal(size=dimension)
+        centre /= np.linalg.norm(centre)
+        noise = rng.normal(size=(size, dimension)) * spread / np.sqrt(dimension)
+        members = centre + noise
+        points.append(members / np.linalg.norm(members, axis=1, keepdims=True))
+        truth += [person] * size
+    return np.concatenate(points).astype(np.float32), np.array(truth)
+
+
+def test_well_separated_people_are_found():
+    X, truth = people_on_a_sphere([12, 8, 5, 3, 2])
+    clusterer = PeopleClusterer(min_cluster_size=2, min_samples=1).fit(X)
+    scores = pairwise_scores(truth, clusterer.labels_)
+    assert scores["precision"] == 1.0 and scores["recall"] >= 0.95
+    assert len(clusterer.probabilities_) == len(X) and len(clusterer.outlier_scores_) == len(X)
+    assert ((clusterer.probabilities_ >= 0) & (clusterer.probabilities_ <= 1)).all()
+
+
+def test_too_few_faces_are_all_noise():
+    clusterer = PeopleClusterer(min_cluster_size=2).fit(np.ones((1, 128), dtype=np.float32))
+    assert clusterer.labels_.tolist() == [-1]
+
+
+def test_mixed_models_are_refused():
+    assert check_one_model(["dlib-resnet-v1"] * 3) == "dlib-resnet-v1"
+    with pytest.raises(MixedModelsError, match="different models"):
+        check_one_model(["dlib-resnet-v1", "facenet-vggface2"])
+
+
+def test_people_are_numbered_by_size_and_summarised():
+    labels = number_by_size(np.array([3, 3, -1, 7, 7, 7]))
+    assert labels.tolist() == [1, 1, -1, 0, 0, 0]
+    X, _ = people_on_a_sphere([3, 2, 1], dimension=16)
+    faces = pd.DataFrame({"face_id": [f"p{i}:0" for i in range(6)], "photo_id": ["a", "b", "c", "d", "d", "e"],
+                          "albums": [["x"], ["y"], ["x", "z"], ["x"], ["x"], ["y"]]})
+    people = people_table(faces, X, np.array([0, 0, 0, 1, 1, -1]))
+    first = people.set_index("person_id").loc[0]
+    assert first["n_faces"] == 3 and first["n_photos"] == 3
+    assert first["albums"] == ["x", "y", "z"] and first["n_albums"] == 3
+    assert first["exemplar_face_id"] in {"p0:0", "p1:0", "p2:0"}
+    assert np.linalg.norm(first["centroid"]) == pytest.approx(1.0, abs=1e-5)
+    second = people.set_index("person_id").loc[1]
+    assert second["n_photos"] == 1  # two faces in one photo

@@ -1,0 +1,63 @@
+"""The Spark transforms on a local session with small data."""
+import hashlib
+
+import pytest
+from pyspark.sql import Row
+
+from jobs.embed import faces_table, photo_status_table
+from jobs.ingest import album_from_path, extract_photo_files, photos_table
+from jobs.people import people_by_albums, person_albums
+from udfs.embed_photos import RESULT_SCHEMA
+
+pytestmark = pytest.mark.spark
+
+
+def test_photos_are_keyed_by_content_and_keep_every_album(spark, tmp_path):
+    for album, name, content in [("a", "x.jpg", b"same bytes"), ("b", "copy.JPG", b"same bytes"),
+                                 ("b", "y.png", b"other"), ("", "loose.webp", b"loose"), ("a", "notes.txt", b"no")]:
+        folder = tmp_path / album
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(content)
+    files = album_from_path(extract_photo_files(spark, str(tmp_path)), str(tmp_path))
+    photos = {r["photo_id"]: r for r in photos_table(files).collect()}
+    assert len(photos) == 3  # notes.txt is not a photo; x.jpg and copy.JPG are one photo
+    same = photos[hashlib.sha256(b"same bytes").hexdigest()]
+    assert same["albums"] == ["a", "b"] and same["album"] == "a"
+    assert [p.rsplit("/", 2)[-2:] for p in same["paths"]] == [["a", "x.jpg"], ["b", "copy.JPG"]]
+    assert same["n_bytes"] == len(b"same bytes") and bytes(same["content"]) == b"same bytes"
+    assert photos[hashlib.sha256(b"loose").hexdigest()]["album"] == ""
+
+
+def test_results_split_into_faces_and_photo_status(spark):
+    face = {"face_index": 0, "box": [1.0, 2.0, 30.0, 40.0], "landmarks": [[5.0, 6.0]] * 5, "det_score": 0.99,
+            "face_px": 29.0, "embedding": [0.6, 0.8], "thumb": bytearray(b"jpg")}
+    results = spark.createDataFrame([
+        ("p1", "a", "/a/1.jpg", "ok", None, 100, 80, 2, "m", [face, {**face, "face_index": 1}]),
+        ("p2", "a", "/a/2.jpg", "no_face", None, 100, 80, 0, "m", []),
+        ("p3", "b", "/b/3.jpg", "error", "empty file (0 bytes)", None, None, 0, "m", []),
+    ], RESULT_SCHEMA)
+    faces = faces_table(results).orderBy("face_id").collect()
+    assert [f["face_id"] for f in faces] == ["p1:0", "p1:1"]
+    assert faces[0]["embedding"] == pytest.approx([0.6, 0.8]) and faces[0]["model"] == "m"
+    status = {r["photo_id"]: r for r in photo_status_table(results).collect()}
+    assert set(status) == {"p1", "p2", "p3"}  # every photo has a status row
+    assert status["p3"]["status"] == "error" and "empty" in status["p3"]["error"]
+
+
+def test_person_album_view_lists_people_in_several_albums_first(spark):
+    assignments = spark.createDataFrame([Row(face_id=f, person_id=p) for f, p in
+                                         [("f1", 0), ("f2", 0), ("f3", 1), ("f4", 1), ("f5", 1), ("f6", -1)]])
+    faces = spark.createDataFrame([Row(face_id=f, photo_id=p) for f, p in
+                                   [("f1", "p1"), ("f2", "p2"), ("f3", "p3"), ("f4", "p4"), ("f5", "p5"), ("f6", "p6")]])
+    photos = spark.createDataFrame([Row(photo_id=p, albums=a) for p, a in
+                                    [("p1", ["x"]), ("p2", ["y", "z"]), ("p3", ["x"]), ("p4", ["x"]),
+                                     ("p5", ["x"]), ("p6", ["y"])]])
+    people = spark.createDataFrame([Row(person_id=0, name=None, n_faces=2, n_photos=2, exemplar_face_id="f1"),
+                                    Row(person_id=1, name="Ana", n_faces=3, n_photos=3, exemplar_face_id="f3")],
+                                   "person_id long, name string, n_faces long, n_photos long, exemplar_face_id string")
+    by_album = person_albums(assignments, faces, photos)
+    assert sorted((r["person_id"], r["album"], r["n_faces"]) for r in by_album.collect()) == [
+        (0, "x", 1), (0, "y", 1), (0, "z", 1), (1, "x", 3)]
+    view = people_by_albums(people, by_album).collect()
+    assert [r["person_id"] for r in view] == [0, 1]  # three albums before one, though smaller
+    assert view[0]["n_albums"] == 3 and view[1]["name"] == "Ana"

@@ -1,0 +1,131 @@
+"""The face models on real photos. dlib's ResNet has real weights (they ship in a package);
+FaceNet runs on random weights here only to test plumbing, never to judge quality."""
+import numpy as np
+import pytest
+import torch
+
+from tests import photos
+from tests.conftest import ARCHIVE, ROOT
+from facecluster.thresholds import same_person_threshold
+from udfs import facenet
+from udfs.decode import decode_photo
+from udfs.detector import FaceDetector
+
+LIMIT = 120_000_000
+
+
+@pytest.fixture(scope="module")
+def detector():
+    torch.set_num_threads(1)
+    return FaceDetector(torch.device("cpu"), max_canvas=1024, min_face_size=20,
+                        thresholds=[0.6, 0.7, 0.7], min_score=0.9)
+
+
+@pytest.fixture(scope="module")
+def dlib_embedder():
+    from udfs.dlib_resnet import DlibEmbedder
+
+    return DlibEmbedder()
+
+
+def faces_of(detector, path):
+    photo = decode_photo(path.read_bytes(), LIMIT)
+    return photo, detector.detect([photo.pixels])[0]
+
+
+def test_one_face_in_a_portrait_and_none_among_dogs(detector):
+    photo, faces = faces_of(detector, ARCHIVE / "2019_birthday" / "img5.jpg")
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert 0 <= x1 < x2 <= photo.width and 0 <= y1 < y2 <= photo.height
+    assert faces[0].landmarks.shape == (5, 2)
+    # landmarks inside the box, left eye left of right eye, eyes above the mouth
+    marks = faces[0].landmarks
+    assert ((marks[:, 0] >= x1) & (marks[:, 0] <= x2) & (marks[:, 1] >= y1) & (marks[:, 1] <= y2)).all()
+    assert marks[0, 0] < marks[1, 0] and marks[0, 1] < marks[3, 1]
+    assert faces_of(detector, ARCHIVE / "2019_birthday" / "dogs.jpg")[1] == []
+
+
+def test_several_faces_in_a_group_photo(detector):
+    _, faces = faces_of(detector, ARCHIVE / "2021_wedding" / "selfie-many-people.jpg")
+    assert len(faces) >= 3
+
+
+def test_boxes_come_out_in_original_pixels_whatever_the_canvas(detector):
+    path = ARCHIVE / "2023_holiday" / "img30.jpg"  # 1453x1004
+    photo = decode_photo(path.read_bytes(), LIMIT)
+    big = detector.detect([photo.pixels])[0][0].box
+    small_detector = FaceDetector(torch.device("cpu"), max_canvas=400, min_face_size=20,
+                                  thresholds=[0.6, 0.7, 0.7], min_score=0.9)
+    small = small_detector.detect([photo.pixels])[0][0].box
+    size = big[2] - big[0]
+    assert np.abs(big - small).max() < 0.1 * size
+
+
+def test_box_of_an_exif_rotated_photo_is_in_the_upright_frame(detector):
+    upright = decode_photo(photos.PORTRAIT.read_bytes(), LIMIT)
+    rotated = decode_photo(photos.exif_rotated_jpeg(), LIMIT)
+    a = detector.detect([upright.pixels])[0][0].box
+    b = detector.detect([rotated.pixels])[0][0].box
+    assert np.abs(a - b).max() < 0.1 * (a[2] - a[0])
+
+
+def test_dlib_puts_one_persons_faces_closer_than_strangers(detector, dlib_embedder):
+    def embedding(relative):
+        photo, faces = faces_of(detector, ARCHIVE / relative)
+        return dlib_embedder.embed([dlib_embedder.chip(photo.pixels, faces[0].box, faces[0].landmarks)])[0]
+
+    # person_00 in three albums, person_01 and person_03 once each (samples/labels.csv)
+    same = [embedding("2019_birthday/img5.jpg"), embedding("2021_wedding/img6.jpg"), embedding("2023_holiday/img10.jpg")]
+    others = [embedding("2019_birthday/img44.jpg"), embedding("2021_wedding/img12.jpg")]
+    for vector in same + others:
+        assert vector.shape == (128,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    within = max(np.linalg.norm(a - b) for i, a in enumerate(same) for b in same[i + 1:])
+    between = min(np.linalg.norm(a - b) for a in same for b in others)
+    assert within < same_person_threshold("dlib-resnet-v1") and within < between
+
+
+def test_facenet_plumbing_with_random_weights(detector):
+    embedder = facenet.FacenetEmbedder(weights=None, device=torch.device("cpu"))  # random: plumbing only
+    photo, faces = faces_of(detector, ARCHIVE / "2019_birthday" / "img5.jpg")
+    chip = embedder.chip(photo.pixels, faces[0].box, faces[0].landmarks)
+    assert chip.shape == (160, 160, 3) and chip.dtype == np.uint8
+    vectors = embedder.embed([chip, chip[:, ::-1].copy()])
+    assert vectors.shape == (2, 512)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_missing_facenet_weights_stop_with_the_remedies(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert facenet.find_weights(None) is None
+    with pytest.raises(facenet.WeightsMissing) as missing:
+        facenet.resolve_weights(None, allow_download=False)
+    message = str(missing.value)
+    assert "embed.facenet_weights" in message and str(tmp_path / "checkpoints") in message and "--embedder dlib" in message
+    with pytest.raises(facenet.WeightsMissing, match="not found at /nowhere"):
+        facenet.resolve_weights("/nowhere/w.pt")
+
+
+def test_auto_takes_dlib_without_weights_and_facenet_with_them(tmp_path, monkeypatch):
+    from udfs.embedders import choose_embedder
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert choose_embedder("auto", None) == "dlib"
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / facenet.WEIGHTS_FILE).write_bytes(b"placeholder")
+    assert choose_embedder("auto", None) == "facenet"
+    assert choose_embedder("dlib", None) == "dlib"
+
+
+@pytest.mark.skipif(facenet.find_weights(None) is None,
+                    reason=f"FaceNet VGGFace2 weights are not on this machine ({facenet.cached_weights_path()})")
+def test_facenet_with_real_weights_separates_people(detector):
+    embedder = facenet.FacenetEmbedder(facenet.find_weights(None), torch.device("cpu"))
+
+    def embedding(relative):
+        photo, faces = faces_of(detector, ARCHIVE / relative)
+        return embedder.embed([embedder.chip(photo.pixels, faces[0].box, faces[0].landmarks)])[0]
+
+    a, b = embedding("2019_birthday/img5.jpg"), embedding("2021_wedding/img6.jpg")
+    c = embedding("2019_birthday/img44.jpg")
+    assert np.linalg.norm(a - b) < 1.0 < np.linalg.norm(a - c)

@@ -1,0 +1,27 @@
+"""The inspection notebook runs top to bottom against the sample run and shows real figures."""
+import base64
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def test_inspect_notebook_runs_on_the_sample_run(sample_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECLUSTER_RUN", str(sample_run))
+    notebook = nbformat.read(ROOT / "notebooks" / "inspect_run.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [base64.b64decode(o["data"]["image/png"]) for o in outputs if "image/png" in o.get("data", {})]
+    assert images and images[0][:8] == b"\x89PNG\r\n\x1a\n" and len(images[0]) > 20_000  # a grid of faces
+    (tmp_path / "people.png").write_bytes(images[0])
+    tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("2019_birthday" in t and "2023_holiday" in t for t in tables)  # the person x album matrix
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "26 photos" in text and "people" in text

@@ -1,0 +1,62 @@
+import pytest
+
+from facecluster.settings import SettingsError, load_settings, parse_override
+
+
+def test_default_settings_load_and_are_checked():
+    settings = load_settings()
+    assert settings["spark"]["master"] == "local[*]"
+    assert settings["embed"]["embedder"] == "auto"
+    assert settings["embed"]["detection_thresholds"] == [0.6, 0.7, 0.7]
+    assert settings["spark"]["conf"]["spark.sql.execution.arrow.maxRecordsPerBatch"] == "16"
+
+
+@pytest.mark.parametrize("override, named", [
+    ("embed.embeder=dlib", "embed.embeder"),               # a typo is an unknown setting
+    ("embed.embedder=arcface", "embed.embedder"),          # not a known model
+    ("embed.max_canvas=10", "embed.max_canvas"),           # too small to find a face
+    ("embed.min_det_score=1.5", "embed.min_det_score"),
+    ("embed.torch_threads=0", "embed.torch_threads"),
+    ("embed.detection_thresholds=[0.6, 0.7]", "embed.detection_thresholds"),
+    ("embed.facenet_weights=/nowhere/weights.pt", "embed.facenet_weights"),
+    ("cluster.min_cluster_size=1", "cluster.min_cluster_size"),
+    ("cluster.min_samples=5", "cluster.min_samples"),     # more than min_cluster_size
+    ("cluster.cluster_selection_method=best", "cluster.cluster_selection_method"),
+    ("spark.conf={'memory': '4g'}", "spark.conf"),
+])
+def test_a_wrong_setting_stops_with_its_name(override, named):
+    with pytest.raises(SettingsError, match=named.replace(".", r"\.")):
+        load_settings(overrides=[override])
+
+
+def test_overrides_are_read_as_yaml_values():
+    assert parse_override("embed.max_canvas=800") == ("embed.max_canvas", 800)
+    assert parse_override("embed.facenet_weights=null") == ("embed.facenet_weights", None)
+    settings = load_settings(overrides=["embed.max_canvas=800", "spark.conf.spark.driver.memory=2g"])
+    assert settings["embed"]["max_canvas"] == 800
+    assert settings["spark"]["conf"]["spark.driver.memory"] == "2g"
+
+
+def test_a_missing_or_broken_config_file_is_named(tmp_path):
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("embed: [unclosed")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(broken)
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "cluster.yaml", "gpu.yaml"])
+def test_every_shipped_config_is_valid(name):
+    from facecluster.settings import PROJECT_ROOT
+
+    load_settings(PROJECT_ROOT / "conf" / name)
+
+
+def test_the_cli_refuses_a_wrong_setting_before_starting_spark(capsys):
+    from facecluster.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "samples/archive", "--out", "/tmp/never-written", "--set", "embed.max_canvas=-3"])
+    assert stop.value.code == 2
+    assert "embed.max_canvas" in capsys.readouterr().err
