@@ -87,7 +87,7 @@ def tune(args) -> None:
     X = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
     names = faces["person"]
     sets = {"lfw-40x10+100": lfw_subset(names, seed=args.seed), "lfw-all": faces.index}
-    grid = list(itertools.product([2, 3], [1, 2], [0.0], ["eom", "leaf"], [None, 0.33, 0.35, 0.37]))
+    grid = list(itertools.product([2, 3], [1, 2], [0.0], ["eom", "leaf"], [None, 0.31, 0.33, 0.35]))
     for set_name, rows in sets.items():
         print(f"\n== {set_name}: {len(rows)} faces, {names.loc[rows].nunique()} people")
         for mcs, ms, eps, method, radius in grid:

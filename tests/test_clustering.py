@@ -55,3 +55,15 @@ def test_people_are_numbered_by_size_and_summarised():
     assert np.linalg.norm(first["centroid"]) == pytest.approx(1.0, abs=1e-5)
     second = people.set_index("person_id").loc[1]
     assert second["n_photos"] == 1  # two faces in one photo
+
+
+def test_a_stranger_pulled_into_a_person_is_pruned_and_the_person_kept():
+    from facecluster.clustering import prune_strangers
+
+    X, truth = people_on_a_sphere([2, 1], spread=0.2, dimension=64, seed=3)
+    # one "person" of the two true faces and the stranger: the stranger goes, the pair stays
+    pruned = prune_strangers(X.astype(np.float64), np.array([0, 0, 0]), max_distance=0.5, min_cluster_size=2)
+    assert pruned.tolist() == [0, 0, -1]
+    # a radius nobody fails keeps everyone; a radius everybody fails leaves only noise
+    assert prune_strangers(X.astype(np.float64), np.array([0, 0, 0]), 2.0, 2).tolist() == [0, 0, 0]
+    assert prune_strangers(X.astype(np.float64), np.array([0, 0, 0]), 0.01, 2).tolist() == [-1, -1, -1]
