@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import shutil
 import subprocess
 import sys
@@ -82,23 +81,40 @@ def embed_all(args) -> None:
     print(f"embedded {args.lfw} into {out} in {t:.0f} s")
 
 
+CONFIGS = {  # name: PeopleClusterer arguments (dlib distances)
+    "HDBSCAN ms=1 (plain)": dict(min_samples=1),
+    "HDBSCAN ms=2 (plain)": dict(min_samples=2),
+    "HDBSCAN ms=2 leaf (plain)": dict(min_samples=2, cluster_selection_method="leaf"),
+    "ms=1 + prune 0.33": dict(min_samples=1, max_member_distance=0.33),
+    "ms=2 + prune 0.33": dict(min_samples=2, max_member_distance=0.33),
+    "ms=2 + split 0.42 + prune 0.31": dict(min_samples=2, split_distance=0.42, max_member_distance=0.31),
+    "ms=2 + split 0.42 + prune 0.33 (default)": dict(min_samples=2, split_distance=0.42, max_member_distance=0.33),
+    "ms=2 + split 0.42 + prune 0.35": dict(min_samples=2, split_distance=0.42, max_member_distance=0.35),
+}
+
+
 def tune(args) -> None:
-    faces = scored_faces(Path(args.cache))
-    X = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
-    names = faces["person"]
-    sets = {"lfw-40x10+100": lfw_subset(names, seed=args.seed), "lfw-all": faces.index}
-    grid = list(itertools.product([2, 3], [1, 2], [0.0], ["eom", "leaf"], [None, 0.31, 0.33, 0.35]))
-    for set_name, rows in sets.items():
-        print(f"\n== {set_name}: {len(rows)} faces, {names.loc[rows].nunique()} people")
-        for mcs, ms, eps, method, radius in grid:
-            if ms > mcs:
-                continue
+    """Every face of the chosen photos is clustered (bystanders too, as the job does);
+    scores count one face per photo, the one nearest the centre."""
+    out = Path(args.cache)
+    faces = pd.read_parquet(out / "faces")
+    central = scored_faces(out)
+    faces["central"] = faces["face_id"].isin(set(central["face_id"]))
+    faces["person"] = person_from_folder(faces["path"])
+    names = central.set_index("path")["person"]
+    sets = {"lfw 40 people x <=10 + 100 singletons": set(lfw_subset(names, seed=args.seed)),
+            "lfw all": set(names.index)}
+    for set_name, paths in sets.items():
+        chosen = faces[faces["path"].isin(paths)].reset_index(drop=True)
+        X = np.stack(chosen["embedding"].to_numpy()).astype(np.float32)
+        scored = chosen["central"].to_numpy()
+        print(f"\n== {set_name}: {len(paths)} photos, {len(chosen)} faces, {names.loc[list(paths)].nunique()} people")
+        for config_name, config in CONFIGS.items():
             started = time.perf_counter()
-            clusterer = PeopleClusterer(min_cluster_size=mcs, min_samples=ms, cluster_selection_epsilon=eps,
-                                        cluster_selection_method=method, max_member_distance=radius).fit(X[rows])
+            labels = PeopleClusterer(min_cluster_size=2, **config).fit(X).labels_
             took = time.perf_counter() - started
-            print_report(f"mcs={mcs} ms={ms} eps={eps} {method} radius={radius} ({took:.1f}s)",
-                         cluster_report(names.loc[rows].tolist(), clusterer.labels_))
+            print_report(f"{config_name} ({took:.1f}s)",
+                         cluster_report(chosen["person"][scored].tolist(), labels[scored]))
 
 
 def main() -> None:

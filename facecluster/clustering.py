@@ -24,6 +24,36 @@ def check_one_model(models) -> str:
     return distinct[0] if distinct else ""
 
 
+def split_mixed_people(X: np.ndarray, labels: np.ndarray, max_distance: float, min_cluster_size: int) -> np.ndarray:
+    """Split each person whose faces fall into groups further apart than max_distance on
+    average (average linkage), as when two look-alikes meet in one HDBSCAN cluster.
+
+    HDBSCAN with min_samples 2 chains two similar people through their nearest faces; on LFW
+    it put Hans Blix and John Ashcroft in one person. Groups smaller than min_cluster_size
+    stay with nobody (noise).
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    labels = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for person in np.unique(labels[labels != NOISE]):
+        members = np.flatnonzero(labels == person)
+        if len(members) < 2 * min_cluster_size:
+            continue
+        groups = fcluster(linkage(X[members], method="average", metric="euclidean"), max_distance, "distance")
+        if groups.max() == 1:
+            continue
+        sizes = np.bincount(groups)
+        for group in np.unique(groups):
+            chosen = members[groups == group]
+            if sizes[group] < min_cluster_size:
+                labels[chosen] = NOISE
+            elif group != groups[np.argmax(sizes[groups])]:  # the largest group keeps the person's number
+                labels[chosen] = next_label
+                next_label += 1
+    return labels
+
+
 def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_cluster_size: int) -> np.ndarray:
     """Move to noise the faces further than max_distance from the centroid of the rest of their person.
 
@@ -53,26 +83,29 @@ class PeopleClusterer:
     """Estimator in hdbscan's style: fit(X) sets labels_, probabilities_, outlier_scores_.
 
     X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers, -1 for noise
-    (a face seen once, or too unlike the person it is nearest to). max_member_distance, when
-    set, removes faces too far from the rest of their person (prune_strangers).
+    (a face seen once, or too unlike the person it is nearest to). After HDBSCAN, when set,
+    split_distance splits people made of two groups (split_mixed_people) and
+    max_member_distance removes faces too far from the rest of their person (prune_strangers).
     """
 
-    def __init__(self, min_cluster_size: int = 2, min_samples: int = 1, cluster_selection_epsilon: float = 0.0,
-                 cluster_selection_method: str = "eom", max_member_distance: float | None = None,
-                 algorithm: str = "exact"):
+    def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, cluster_selection_epsilon: float = 0.0,
+                 cluster_selection_method: str = "eom", split_distance: float | None = None,
+                 max_member_distance: float | None = None, algorithm: str = "exact"):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.cluster_selection_epsilon = cluster_selection_epsilon
         self.cluster_selection_method = cluster_selection_method
+        self.split_distance = split_distance
         self.max_member_distance = max_member_distance
         self.algorithm = algorithm
 
     @classmethod
     def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
-        from facecluster.thresholds import member_radius
+        from facecluster.thresholds import member_radius, split_distance
 
-        radius = cluster_settings["max_member_distance"]
+        radius, split = cluster_settings["max_member_distance"], cluster_settings["split_distance"]
         return cls(max_member_distance=member_radius(model_id) if radius == "auto" else radius,
+                   split_distance=split_distance(model_id) if split == "auto" else split,
                    **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples", "cluster_selection_epsilon",
                                                        "cluster_selection_method", "algorithm")})
 
@@ -95,6 +128,8 @@ class PeopleClusterer:
         self.labels_ = model.labels_.astype(np.int64)
         self.probabilities_ = np.nan_to_num(model.probabilities_.astype(np.float64))
         self.outlier_scores_ = np.nan_to_num(model.outlier_scores_.astype(np.float64))
+        if self.split_distance is not None:
+            self.labels_ = split_mixed_people(X, self.labels_, self.split_distance, self.min_cluster_size)
         if self.max_member_distance is not None:
             self.labels_ = prune_strangers(X, self.labels_, self.max_member_distance, self.min_cluster_size)
             self.probabilities_[self.labels_ == NOISE] = 0.0

@@ -124,6 +124,9 @@ RULES: dict[str, Rule] = {
     "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),
     "cluster.cluster_selection_epsilon": Rule(_number_between(0.0, 2.0), "HDBSCAN epsilon, Euclidean on unit vectors"),
     "cluster.cluster_selection_method": Rule(_choice("eom", "leaf"), "HDBSCAN cluster selection"),
+    "cluster.split_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
+                                   "people whose faces form groups further apart (average linkage) are split; "
+                                   "auto = the embedder's measured value, null = off"),
     "cluster.max_member_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                         "faces further from the rest of their person become noise; "
                                         "auto = the embedder's measured value, null = keep HDBSCAN's answer"),

@@ -67,3 +67,16 @@ def test_a_stranger_pulled_into_a_person_is_pruned_and_the_person_kept():
     # a radius nobody fails keeps everyone; a radius everybody fails leaves only noise
     assert prune_strangers(X.astype(np.float64), np.array([0, 0, 0]), 2.0, 2).tolist() == [0, 0, 0]
     assert prune_strangers(X.astype(np.float64), np.array([0, 0, 0]), 0.01, 2).tolist() == [-1, -1, -1]
+
+
+def test_two_lookalike_groups_in_one_person_are_split():
+    from facecluster.clustering import split_mixed_people
+
+    X, truth = people_on_a_sphere([4, 3, 1], spread=0.1, dimension=64, seed=5)
+    labels = split_mixed_people(X.astype(np.float64), np.zeros(8, dtype=np.int64), max_distance=0.8,
+                                min_cluster_size=2)
+    assert len(set(labels[:4])) == 1 and len(set(labels[4:7])) == 1 and labels[0] != labels[4]
+    assert labels[0] == 0  # the larger group keeps the person's number
+    assert labels[7] == -1  # a lone face split off is nobody's
+    # a person of one tight group is left alone
+    assert (split_mixed_people(X[:4].astype(np.float64), np.zeros(4, dtype=np.int64), 0.8, 2) == 0).all()
