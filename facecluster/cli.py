@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
         return result
 
     step("ingest", lambda: ingest.ingest(spark, args.photos, args.out, args.source_format))
-    step("embed", lambda: embed.embed(spark, args.out, embed_settings, weights))
+    work = step("embed", lambda: embed.embed(spark, args.out, embed_settings, weights))
     step("cluster", lambda: cluster.cluster(spark, args.out, settings["cluster"]))
     view = step("people", lambda: people.people_view(spark, args.out).collect())
 
@@ -57,6 +57,8 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
     print(f"  model:   {', '.join(photos['models']) or embed_settings['embedder']}")
     print(f"  photos:  {photos['photos']} ({photos['ok']} with faces, {photos['no_face']} without, "
           f"{photos['error']} could not be read: see photo_status)")
+    if work["already_done"]:
+        print(f"           {work['already_done']} embedded by an earlier run, {work['embedded_now']} now")
     print(f"  faces:   {photos['faces']}")
     print(f"  people:  {clusters['people']} ({clusters['noise_faces']} faces not grouped: seen once or unsure)")
     print(f"  people in more than one album: {clusters['people_in_several_albums']}")

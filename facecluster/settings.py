@@ -119,6 +119,8 @@ RULES: dict[str, Rule] = {
     "embed.faces_per_batch": Rule(_int_at_least(1), "faces per embedder batch"),
     "embed.thumb_size": Rule(_int_at_least(16), "longest side of the face thumbnail"),
     "embed.max_pixels": Rule(_int_at_least(1_000_000), "photos with more pixels are refused"),
+    "embed.photos_per_round": Rule(_auto_or(_int_at_least(1)),
+                                   "photos embedded and committed together; a killed run redoes at most one round"),
     "cluster.algorithm": Rule(_choice("exact"), "clustering implementation"),
     "cluster.min_cluster_size": Rule(_int_at_least(2), "fewest faces that make a person"),
     "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from facecluster.clustering import PeopleClusterer, check_one_model
 from facecluster.people import assignments_table, number_by_size, people_table
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.tables import write_table
 
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
@@ -55,10 +56,6 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
             people_table(meta, matrix, labels))
 
 
-def write_table(spark: SparkSession, table: pd.DataFrame, schema: str, path: str) -> None:
-    spark.createDataFrame(table, schema=schema).coalesce(1).write.mode("overwrite").parquet(path)
-
-
 ASSIGNMENTS_SCHEMA = "face_id string, person_id long, probability double, outlier_score double, run_id string"
 PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
                  "exemplar_face_id string, centroid array<float>")
@@ -68,8 +65,8 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
     assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id)
-    write_table(spark, assignments, ASSIGNMENTS_SCHEMA, table_path(out, "assignments"))
-    write_table(spark, people, PEOPLE_SCHEMA, table_path(out, "people"))
+    write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, "assignments", files=1)
+    write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, "people", files=1)
     return run_id
 
 

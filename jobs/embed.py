@@ -12,15 +12,19 @@ import argparse
 import functools
 import math
 import sys
+import time
+import uuid
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from facecluster import tables
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
 from udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
 from udfs.embedders import MODEL_IDS, choose_embedder
 
 PHOTOS_PER_TASK = 256  # a task's worth of work: minutes, not hours, so a lost task costs little
+PARTS = "embed_parts"  # one committed table per round: the run's progress, what a re-run skips
 
 
 def resolve_embedder(embed_settings: dict) -> tuple[dict, str | None]:
@@ -35,6 +39,36 @@ def resolve_embedder(embed_settings: dict) -> tuple[dict, str | None]:
 
 def extract_photos(spark: SparkSession, out: str) -> DataFrame:
     return spark.read.parquet(table_path(out, "photos")).select("photo_id", "album", "path", "content")
+
+
+def extract_done(spark: SparkSession, out: str, model: str) -> DataFrame:
+    """Result rows of the rounds already committed for this model (empty on a first run)."""
+    parts = table_path(out, PARTS)
+    if not tables.exists(spark, parts):
+        return spark.createDataFrame([], RESULT_SCHEMA)
+    done = spark.read.schema(RESULT_SCHEMA).option("recursiveFileLookup", "true").parquet(parts)
+    return done.where(F.col("model") == model)
+
+
+def photos_to_embed(photos: DataFrame, done: DataFrame) -> DataFrame:
+    return photos.join(done.select("photo_id"), "photo_id", "left_anti")
+
+
+def round_ranges(n_photos: int, photos_per_round: int) -> list[tuple[str | None, str | None]]:
+    """Ranges of photo_id (sha256 hex, uniform) holding about photos_per_round photos each;
+    None is an open end."""
+    rounds = max(1, math.ceil(n_photos / photos_per_round))
+    bounds = [f"{(i << 32) // rounds:08x}" for i in range(1, rounds)]
+    return list(zip([None, *bounds], [*bounds, None]))
+
+
+def in_range(low: str | None, high: str | None) -> Column:
+    condition = F.lit(True)
+    if low is not None:
+        condition = condition & (F.col("photo_id") >= low)
+    if high is not None:
+        condition = condition & (F.col("photo_id") < high)
+    return condition
 
 
 def embed_photos(photos: DataFrame, embed_settings: dict, weights_path: str | None, n_tasks: int) -> DataFrame:
@@ -59,28 +93,41 @@ def photo_status_table(results: DataFrame) -> DataFrame:
     return results.select("photo_id", "status", "error", "width", "height", "n_faces", "model")
 
 
-def task_count(spark: SparkSession, photos: DataFrame) -> int:
-    return max(spark.sparkContext.defaultParallelism, math.ceil(photos.count() / PHOTOS_PER_TASK))
+def current_results(done: DataFrame, photos: DataFrame) -> DataFrame:
+    """One result per photo of the photos table now (album and path as ingest last saw them)."""
+    return (done.dropDuplicates(["photo_id"]).drop("album", "path")
+            .join(photos.select("photo_id", "album", "path"), "photo_id"))
 
 
-def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str | None) -> None:
+def photos_per_round(spark: SparkSession, setting) -> int:
+    if setting != "auto":
+        return int(setting)
+    return max(2000, 4 * spark.sparkContext.defaultParallelism * PHOTOS_PER_TASK)
+
+
+def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str | None) -> dict:
+    """Embed the photos not yet done for this model, one committed round at a time, then
+    publish `faces` and `photo_status` from every round. Killed and run again, it goes on
+    where it stopped; run again when done, it embeds nothing."""
+    model = MODEL_IDS[embed_settings["embedder"]]
     photos = extract_photos(spark, out)
-    if weights_path:
+    todo = photos_to_embed(photos, extract_done(spark, out, model))
+    n_todo, n_photos = todo.count(), photos.count()
+    if weights_path and n_todo:
         spark.sparkContext.addFile(weights_path)  # executors on other machines get their own copy
-    results = embed_photos(photos, embed_settings, weights_path, task_count(spark, photos))
-    # The executors' results are written once, then split: the models never run twice.
-    staged = table_path(out, "embed_staging")
-    results.write.mode("overwrite").parquet(staged)
-    results = spark.read.parquet(staged)
-    faces_table(results).write.mode("overwrite").parquet(table_path(out, "faces"))
-    photo_status_table(results).write.mode("overwrite").parquet(table_path(out, "photo_status"))
-    _remove(spark, staged)
-
-
-def _remove(spark: SparkSession, path: str) -> None:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+    per_round = photos_per_round(spark, embed_settings["photos_per_round"])
+    n_tasks = max(spark.sparkContext.defaultParallelism, math.ceil(min(per_round, n_todo) / PHOTOS_PER_TASK))
+    ranges = round_ranges(n_todo, per_round) if n_todo else []
+    started = time.monotonic()
+    for number, (low, high) in enumerate(ranges, 1):
+        results = embed_photos(todo.where(in_range(low, high)), embed_settings, weights_path, n_tasks)
+        tables.write_table(results, out, f"{PARTS}/{model}-{low or '00000000'}-{uuid.uuid4().hex[:8]}")
+        if len(ranges) > 1:
+            print(f"embed: round {number}/{len(ranges)} committed, {time.monotonic() - started:.0f} s", flush=True)
+    results = current_results(extract_done(spark, out, model), photos)
+    tables.write_table(faces_table(results), out, "faces")
+    tables.write_table(photo_status_table(results), out, "photo_status")
+    return {"embedded_now": n_todo, "already_done": n_photos - n_todo}
 
 
 def summary(spark: SparkSession, out: str) -> dict:
@@ -108,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
     spark = start_spark(settings)
-    embed(spark, args.out, embed_settings, weights)
+    work = embed(spark, args.out, embed_settings, weights)
     counts = summary(spark, args.out)
     print(f"embed ({MODEL_IDS[embed_settings['embedder']]}): {counts['photos']} photos "
           f"({counts['ok']} with faces, {counts['no_face']} without, {counts['error']} errors), "
-          f"{counts['faces']} faces -> {table_path(args.out, 'faces')}")
+          f"{counts['faces']} faces -> {table_path(args.out, 'faces')}; "
+          f"embedded now {work['embedded_now']}, done before {work['already_done']}")
     return 0
 
 

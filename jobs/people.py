@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.tables import write_table
 
 
 def person_albums(assignments: DataFrame, faces: DataFrame, photos: DataFrame) -> DataFrame:
@@ -49,8 +50,7 @@ def format_view(rows, limit: int = 20) -> str:
 def people_view(spark: SparkSession, out: str) -> DataFrame:
     read = lambda name: spark.read.parquet(table_path(out, name))  # noqa: E731
     by_album = person_albums(read("assignments"), read("faces"), read("photos"))
-    by_album.coalesce(1).write.mode("overwrite").parquet(table_path(out, "person_albums"))
-    return people_by_albums(read("people"), spark.read.parquet(table_path(out, "person_albums")))
+    return people_by_albums(read("people"), spark.read.parquet(write_table(by_album, out, "person_albums", files=1)))
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

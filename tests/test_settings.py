@@ -5,7 +5,7 @@ from facecluster.settings import SettingsError, load_settings, parse_override
 
 def test_default_settings_load_and_are_checked():
     settings = load_settings()
-    assert settings["spark"]["master"] == "local[*]"
+    assert settings["spark"]["master"] == "local[*,4]"
     assert settings["embed"]["embedder"] == "auto"
     assert settings["embed"]["detection_thresholds"] == [0.6, 0.7, 0.7]
     assert settings["spark"]["conf"]["spark.sql.execution.arrow.maxRecordsPerBatch"] == "16"

@@ -1,0 +1,63 @@
+"""Writing a run's tables whole or not at all.
+
+Spark writes a table as many files, one task at a time; a reader (or the next job) that looks
+while a job is writing, or after it was killed, would see half a table. So every table is
+written beside its final place, under OUT/_staging (Spark and Parquet readers skip names that
+start with '_'), and renamed into place once complete. A rename is atomic on HDFS and on local
+disks; on object stores (s3a://) it is a copy, so there the window is shorter but not closed.
+"""
+from __future__ import annotations
+
+import uuid
+
+from pyspark.sql import DataFrame, SparkSession
+
+from facecluster.runtime import table_path
+
+
+def _filesystem(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _filesystem(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def remove(spark: SparkSession, path: str) -> None:
+    fs, hadoop_path = _filesystem(spark, path)
+    fs.delete(hadoop_path, True)
+
+
+def staging_path(out: str, name: str) -> str:
+    return table_path(out, f"_staging/{name.replace('/', '-')}-{uuid.uuid4().hex[:12]}")
+
+
+def move_into_place(spark: SparkSession, staged: str, final: str) -> None:
+    """Replace `final` by the complete table at `staged`. The old table is moved aside first
+    (a directory renamed onto an existing one would land inside it); a reader then sees the old
+    table, the new one, or briefly none, never a mix."""
+    fs, source = _filesystem(spark, staged)
+    _, target = _filesystem(spark, final)
+    fs.mkdirs(target.getParent())
+    old = None
+    if fs.exists(target):
+        _, old = _filesystem(spark, f"{staged}.replaced")
+        if not fs.rename(target, old):
+            raise OSError(f"cannot move the old table {final} aside")
+    if not fs.rename(source, target):
+        raise OSError(f"cannot move the new table into {final}")
+    if old is not None:
+        fs.delete(old, True)
+
+
+def write_table(table: DataFrame, out: str, name: str, files: int | None = None) -> str:
+    """Write `table` as OUT/name (Parquet), atomically; `files` coalesces small tables."""
+    spark = table.sparkSession
+    final = table_path(out, name)
+    staged = staging_path(out, name)
+    (table.coalesce(files) if files else table).write.parquet(staged)
+    move_into_place(spark, staged, final)
+    return final

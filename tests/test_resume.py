@@ -1,0 +1,158 @@
+"""The embed job resumes: a re-run does no work twice, a killed run finishes where it stopped,
+and a reader never sees half a table."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facecluster.settings import with_changes
+from facecluster.tables import write_table
+from jobs import embed, ingest
+from tests.conftest import ARCHIVE, ROOT
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ROUND = 3  # photos per round: 17 photos make six rounds
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume") / "photos"
+    for album in ("2019_birthday", "2021_wedding"):
+        shutil.copytree(ARCHIVE / album, root / album)
+    (root / "2021_wedding" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
+    return root
+
+
+@pytest.fixture(scope="module")
+def embed_settings(settings):
+    return with_changes(settings, {"embed.photos_per_round": ROUND})["embed"]
+
+
+@pytest.fixture(scope="module")
+def reference(spark, archive, embed_settings, tmp_path_factory):
+    """An uninterrupted run: its output root."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    ingest.ingest(spark, str(archive), str(out))
+    work = embed.embed(spark, str(out), embed_settings, None)
+    assert work == {"embedded_now": 17, "already_done": 0}
+    return out
+
+
+def read(out, name, key):
+    return pd.read_parquet(out / name).sort_values(key).reset_index(drop=True)
+
+
+def assert_same_tables(out, reference):
+    status, expected_status = read(out, "photo_status", "photo_id"), read(reference, "photo_status", "photo_id")
+    pd.testing.assert_frame_equal(status, expected_status)
+    faces, expected = read(out, "faces", "face_id"), read(reference, "faces", "face_id")
+    assert faces["face_id"].tolist() == expected["face_id"].tolist()
+    for column in ("photo_id", "album", "path", "face_index", "model"):
+        assert faces[column].tolist() == expected[column].tolist(), column
+    for column in ("box", "landmarks", "embedding"):
+        got = np.stack([np.hstack(v).astype(np.float64) for v in faces[column]])
+        want = np.stack([np.hstack(v).astype(np.float64) for v in expected[column]])
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=column)
+
+
+def test_a_second_run_embeds_nothing_and_writes_no_duplicates(spark, reference, embed_settings):
+    before = read(reference, "faces", "face_id")
+    work = embed.embed(spark, str(reference), embed_settings, None)
+    assert work == {"embedded_now": 0, "already_done": 17}
+    after = read(reference, "faces", "face_id")
+    assert after["face_id"].is_unique and len(after) == len(before)
+    assert_same_tables(reference, reference)
+
+
+def _start_embed(out, photos_per_round=ROUND):
+    command = [sys.executable, "-m", "facecluster.cli", "embed", "--out", str(out), "--embedder", "dlib",
+               "--set", f"embed.photos_per_round={photos_per_round}", "--set", "spark.master=local[2,4]"]
+    # A session of its own, so that killing the group takes the JVM and its Python workers too.
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _committed_rounds(out):
+    parts = out / "embed_parts"
+    return [p for p in parts.iterdir() if p.is_dir()] if parts.is_dir() else []
+
+
+def _wait_for(condition, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the job ended before it could be killed:\n{process.stdout.read()}"
+        assert time.monotonic() < deadline, "timed out waiting for the job"
+        time.sleep(0.2)
+
+
+def test_a_killed_driver_resumes_to_the_same_tables(spark, archive, embed_settings, reference, tmp_path):
+    out = tmp_path / "out"
+    ingest.ingest(spark, str(archive), str(out))
+    job = _start_embed(out)
+    _wait_for(lambda: len(_committed_rounds(out)) >= 1, job)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    done_before = len(_committed_rounds(out))
+    assert 1 <= done_before < 6, "the kill must land between the first and the last round"
+    assert not (out / "faces").exists()  # published only once every round is in
+
+    work = embed.embed(spark, str(out), embed_settings, None)
+    assert 0 < work["embedded_now"] < 17 and work["embedded_now"] + work["already_done"] == 17
+    assert_same_tables(out, reference)
+
+
+def _busy_python_workers(root_pid):
+    """Spark's Python worker processes under the job (children of pyspark.daemon) that are
+    computing: a worker left idle by an earlier stage would die without failing a task."""
+    found = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,pcpu=,etimes=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(None, 4) for line in found.splitlines() if line.strip()]
+    # The daemon puts itself in a process group of its own; the session is still the job's.
+    daemons = {int(r[0]) for r in rows if "pyspark.daemon" in r[4] and _session(int(r[0])) == root_pid}
+    return [int(r[0]) for r in rows if int(r[1]) in daemons and float(r[2]) >= 50 and int(r[3]) >= 1]
+
+
+def _session(pid):
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def test_a_killed_python_worker_is_retried_and_nothing_is_lost(spark, archive, reference, tmp_path):
+    out = tmp_path / "out"
+    ingest.ingest(spark, str(archive), str(out))
+    job = _start_embed(out, photos_per_round=100)  # one round: the workers are busy from start to end
+    _wait_for(lambda: bool(_busy_python_workers(job.pid)), job)
+    for pid in _busy_python_workers(job.pid):
+        os.kill(pid, signal.SIGKILL)
+    output, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, output[-3000:]
+    assert "Lost task" in output  # the kill did hit a running task, and Spark ran it again
+    assert "embedded now 17" in output
+    assert_same_tables(out, reference)
+
+
+def test_a_failed_write_leaves_the_old_table_whole(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    out = str(tmp_path)
+    write_table(spark.range(100).repartition(4), out, "numbers")
+
+    @F.udf("long")
+    def fails_on_77(n):
+        if n == 77:
+            raise ValueError("a photo the job cannot survive")
+        return n
+
+    with pytest.raises(Exception, match="a photo the job cannot survive"):
+        write_table(spark.range(1000, 1100).union(spark.range(77, 78)).repartition(4)
+                    .select(fails_on_77("id").alias("id")), out, "numbers")
+    kept = pd.read_parquet(tmp_path / "numbers")
+    assert sorted(kept["id"]) == list(range(100))
