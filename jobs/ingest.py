@@ -28,7 +28,15 @@ def extract_photo_files(spark: SparkSession, root: str) -> DataFrame:
     files = (spark.read.format("binaryFile")
              .option("recursiveFileLookup", "true")
              .load(root))
-    return files.where(F.col("path").rlike(_PHOTO_NAME)).select("path", "content")
+    read = files.where(F.col("path").rlike(_PHOTO_NAME)).select("path", "content")
+    # Spark's file scan skips files of 0 bytes without a word; they are photos the user has
+    # and must come out as error rows, so they are taken from the listing and added back.
+    listed = (spark.createDataFrame([(path,) for path in files.inputFiles()], "path string")
+              .withColumn("path", F.regexp_replace("path", "^file:///", "file:/")))  # as the scan writes it
+    empty = (listed.where(F.col("path").rlike(_PHOTO_NAME))
+             .join(read.select("path"), "path", "left_anti")
+             .withColumn("content", F.lit(b"").cast("binary")))
+    return read.unionByName(empty)
 
 
 def extract_photo_table(spark: SparkSession, source: str) -> DataFrame:

@@ -62,3 +62,26 @@ def decompression_bomb() -> bytes:
 def truncated_jpeg() -> bytes:
     whole = PORTRAIT.read_bytes()
     return whole[: len(whole) // 3]
+
+
+def cmyk_jpeg() -> bytes:
+    return encode(portrait().convert("CMYK"), "JPEG", quality=92)
+
+
+def greyscale_jpeg() -> bytes:
+    return encode(portrait().convert("L"), "JPEG", quality=92)
+
+
+def heic() -> bytes:
+    """HEIC as phones write it (HEVC in a HEIF container), encoded by pillow-heif's libheif."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(portrait(), "HEIF", quality=90)
+
+
+def sixty_megapixel_jpeg() -> bytes:
+    """The portrait placed in a 9,504 x 6,336 frame (60.2 megapixels), as a medium-format scan."""
+    frame = Image.new("RGB", (9504, 6336), (120, 130, 140))
+    frame.paste(portrait().resize((330 * 8, 512 * 8), Image.Resampling.BICUBIC), (3000, 1000))
+    return encode(frame, "JPEG", quality=85)
