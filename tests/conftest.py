@@ -50,3 +50,15 @@ def sample_run(spark, sample_archive, tmp_path_factory):
     assert main(["run", str(sample_archive), "--out", str(out), "--embedder", "dlib",
                  "--set", "spark.master=local[2]"]) == 0
     return out
+
+
+def spark_submit(job: str, args: list[str], master: str, cwd, extra: list[str] = ()) -> str:
+    """Run jobs/<job>.py under spark-submit with the project's interpreter; its stdout."""
+    import subprocess
+
+    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", master, *extra,
+               str(ROOT / "jobs" / f"{job}.py"), *args]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"spark-submit {job} failed:\n{done.stderr[-4000:]}"
+    return done.stdout

@@ -7,13 +7,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from facecluster.settings import with_changes
 from facecluster.tables import write_table
 from jobs import embed, ingest
+from tests.compare import assert_same_tables, read
 from tests.conftest import ARCHIVE, ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -43,23 +43,6 @@ def reference(spark, archive, embed_settings, tmp_path_factory):
     work = embed.embed(spark, str(out), embed_settings, None)
     assert work == {"embedded_now": 17, "already_done": 0}
     return out
-
-
-def read(out, name, key):
-    return pd.read_parquet(out / name).sort_values(key).reset_index(drop=True)
-
-
-def assert_same_tables(out, reference):
-    status, expected_status = read(out, "photo_status", "photo_id"), read(reference, "photo_status", "photo_id")
-    pd.testing.assert_frame_equal(status, expected_status)
-    faces, expected = read(out, "faces", "face_id"), read(reference, "faces", "face_id")
-    assert faces["face_id"].tolist() == expected["face_id"].tolist()
-    for column in ("photo_id", "album", "path", "face_index", "model"):
-        assert faces[column].tolist() == expected[column].tolist(), column
-    for column in ("box", "landmarks", "embedding"):
-        got = np.stack([np.hstack(v).astype(np.float64) for v in faces[column]])
-        want = np.stack([np.hstack(v).astype(np.float64) for v in expected[column]])
-        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=column)
 
 
 def test_a_second_run_embeds_nothing_and_writes_no_duplicates(spark, reference, embed_settings):

@@ -1,14 +1,10 @@
 """Every job is a plain Spark application: spark-submit jobs/<job>.py runs it with the same settings."""
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ARCHIVE, ROOT
+from tests.conftest import ARCHIVE, ROOT, spark_submit
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -24,15 +20,9 @@ def test_the_four_jobs_run_under_spark_submit(tmp_path):
         (archive / album).mkdir(parents=True, exist_ok=True)
         shutil.copy(ARCHIVE / album / name, archive / album / name)
     out = tmp_path / "out"
-    spark_submit = Path(sys.executable).parent / "spark-submit"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     common = ["--out", str(out), "--config", str(ROOT / "conf" / "local.yaml"), "--embedder", "dlib"]
-    printed = {}
-    for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", []), ("people", [])]:
-        done = subprocess.run([str(spark_submit), "--master", "local[2]", str(ROOT / "jobs" / f"{job}.py"), *extra, *common],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        printed[job] = done.stdout
+    printed = {job: spark_submit(job, [*extra, *common], "local[2]", tmp_path)
+               for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", []), ("people", [])]}
     assert "ingest: 7 photos" in printed["ingest"]
     assert "7 photos (6 with faces, 1 without, 0 errors), 6 faces" in printed["embed"]
     assert "cluster: 6 faces -> 2 people" in printed["cluster"]
