@@ -41,17 +41,17 @@ def extract_photos(spark: SparkSession, out: str) -> DataFrame:
     return spark.read.parquet(table_path(out, "photos")).select("photo_id", "album", "path", "content")
 
 
-def extract_done(spark: SparkSession, out: str, model: str) -> DataFrame:
-    """Result rows of the rounds already committed for this model (empty on a first run)."""
+def extract_done(spark: SparkSession, out: str, model: str) -> DataFrame | None:
+    """Result rows of the rounds already committed for this model; None before the first."""
     parts = table_path(out, PARTS)
     if not tables.exists(spark, parts):
-        return spark.createDataFrame([], RESULT_SCHEMA)
+        return None
     done = spark.read.schema(RESULT_SCHEMA).option("recursiveFileLookup", "true").parquet(parts)
     return done.where(F.col("model") == model)
 
 
-def photos_to_embed(photos: DataFrame, done: DataFrame) -> DataFrame:
-    return photos.join(done.select("photo_id"), "photo_id", "left_anti")
+def photos_to_embed(photos: DataFrame, done: DataFrame | None) -> DataFrame:
+    return photos if done is None else photos.join(done.select("photo_id"), "photo_id", "left_anti")
 
 
 def round_ranges(n_photos: int, photos_per_round: int) -> list[tuple[str | None, str | None]]:
@@ -124,7 +124,10 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
         tables.write_table(results, out, f"{PARTS}/{model}-{low or '00000000'}-{uuid.uuid4().hex[:8]}")
         if len(ranges) > 1:
             print(f"embed: round {number}/{len(ranges)} committed, {time.monotonic() - started:.0f} s", flush=True)
-    results = current_results(extract_done(spark, out, model), photos)
+    done = extract_done(spark, out, model)
+    # (No photos at all: an empty table. Built from a Python list only then, since that
+    # starts Python workers of its own.)
+    results = current_results(done if done is not None else spark.createDataFrame([], RESULT_SCHEMA), photos)
     tables.write_table(faces_table(results), out, "faces")
     tables.write_table(photo_status_table(results), out, "photo_status")
     return {"embedded_now": n_todo, "already_done": n_photos - n_todo}

@@ -129,3 +129,15 @@ def test_facenet_with_real_weights_separates_people(detector):
     a, b = embedding("2019_birthday/img5.jpg"), embedding("2021_wedding/img6.jpg")
     c = embedding("2019_birthday/img44.jpg")
     assert np.linalg.norm(a - b) < 1.0 < np.linalg.norm(a - c)
+
+
+def test_the_frozen_cpu_network_embeds_like_the_eager_one_at_any_batch_size():
+    torch.manual_seed(0)
+    eager = facenet.load_facenet(None, torch.device("cpu"))  # random weights: the arithmetic is what is compared
+    frozen = facenet.for_cpu_inference(eager)
+    for batch in (1, 3, 40):
+        faces = torch.randn(batch, 3, facenet.CHIP_SIZE, facenet.CHIP_SIZE)
+        with torch.no_grad():
+            expected, got = eager(faces), frozen(faces.contiguous(memory_format=torch.channels_last))
+        assert got.shape == (batch, facenet.DIMENSION)
+        assert torch.allclose(got, expected, atol=1e-5)

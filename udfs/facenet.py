@@ -77,6 +77,16 @@ def load_facenet(weights: Path | None, device: torch.device) -> torch.nn.Module:
     return model.eval().to(device)
 
 
+def for_cpu_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """The network traced and frozen for oneDNN on channels-last tensors: batch norms folded
+    into the convolutions. About a quarter faster on this CPU (benchmarks/embed_speed.py);
+    the embeddings agree with the eager network to 1e-7."""
+    model = model.to(memory_format=torch.channels_last)
+    example = torch.zeros(2, 3, CHIP_SIZE, CHIP_SIZE).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example)))
+
+
 class FacenetEmbedder:
     model_id = MODEL_ID
     dimension = DIMENSION
@@ -84,6 +94,8 @@ class FacenetEmbedder:
     def __init__(self, weights: Path | None, device: torch.device):
         self.device = device
         self.model = load_facenet(weights, device)
+        if device.type == "cpu":
+            self.model = for_cpu_inference(self.model)
 
     def chip(self, pixels: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """A 160x160 crop of the box with facenet-pytorch's margin, from the full-resolution photo."""
@@ -103,6 +115,8 @@ class FacenetEmbedder:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         batch = torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).float()
         batch = ((batch - 127.5) / 128.0).to(self.device)  # facenet-pytorch's fixed standardisation
-        with torch.inference_mode():
+        if self.device.type == "cpu":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():  # (a frozen TorchScript module refuses inference-mode tensors)
             vectors = self.model(batch)  # the network L2-normalises its output
         return vectors.float().cpu().numpy()
