@@ -134,8 +134,9 @@ def spark(files: list[Path], embedder: str, work: Path) -> dict:
     out = Path(tempfile.mkdtemp(dir=work))
     shutil.copytree(work / "ingested" / "photos", out / "photos")
     started = time.perf_counter()
-    embed.embed(session, str(out), settings["embed"], weights)
+    work = embed.embed(session, str(out), settings["embed"], weights)
     seconds = time.perf_counter() - started
+    print(f"spark phases: {work['seconds']}, before: {seconds - sum(work['seconds'].values()):.1f}", file=sys.stderr)
     faces = int(session.read.parquet(str(out / "photo_status")).groupBy().sum("n_faces").first()[0])
     session.stop()
     shutil.rmtree(out)

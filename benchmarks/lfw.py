@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecluster.clustering import PeopleClusterer  # noqa: E402
-from facecluster.evaluation import central_faces, lfw_subset, person_from_folder  # noqa: E402
+from facecluster.evaluation import central_faces, format_report, lfw_subset, person_from_folder  # noqa: E402
 from facecluster.metrics import cluster_report  # noqa: E402
 
 
@@ -45,11 +45,7 @@ def scored_faces(out: Path) -> pd.DataFrame:
 
 
 def print_report(title: str, report: dict) -> None:
-    pw, bc = report["pairwise"], report["bcubed"]
-    print(f"{title}: pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F {pw['f']:.4f} | "
-          f"BCubed P {bc['precision']:.4f} R {bc['recall']:.4f} F {bc['f']:.4f} | NMI {report['nmi']:.4f} | "
-          f"people {report['people_found']} (true {report['people_true']}) | noise {report['noise_share']:.3f} | "
-          f"faces {report['faces']}")
+    print(format_report(title, report))
 
 
 def job(args) -> None:
@@ -90,7 +86,37 @@ CONFIGS = {  # name: PeopleClusterer arguments (dlib distances)
     "ms=2 + split 0.42 + prune 0.31": dict(min_samples=2, split_distance=0.42, max_member_distance=0.31),
     "ms=2 + split 0.42 + prune 0.33 (default)": dict(min_samples=2, split_distance=0.42, max_member_distance=0.33),
     "ms=2 + split 0.42 + prune 0.35": dict(min_samples=2, split_distance=0.42, max_member_distance=0.35),
+    "kNN-graph HDBSCAN ms=2 (plain)": dict(min_samples=2, algorithm="knn"),
+    "kNN-graph ms=2 + split 0.42 + prune 0.33": dict(min_samples=2, split_distance=0.42, max_member_distance=0.33,
+                                                     algorithm="knn"),
 }
+
+
+def best_of_others(X: np.ndarray, truth: list, scored: np.ndarray) -> None:
+    """DBSCAN and average-linkage agglomerative clustering at their best thresholds (by pairwise
+    F on the scored faces), on the same embeddings, and at the threshold with precision >= 0.98."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.cluster import DBSCAN
+
+    from facecluster.metrics import pairwise_scores
+
+    started = time.perf_counter()
+    tree = linkage(X, method="average", metric="euclidean")
+    results = {"DBSCAN (min_samples 2)": [], "agglomerative, average linkage": []}
+    for threshold in np.round(np.arange(0.30, 0.56, 0.01), 2):
+        labels = DBSCAN(eps=threshold, min_samples=2).fit(X).labels_
+        results["DBSCAN (min_samples 2)"].append((threshold, labels))
+        results["agglomerative, average linkage"].append((threshold, fcluster(tree, threshold, "distance")))
+    for name, runs in results.items():
+        scores = [(t, labels, pairwise_scores(truth, labels[scored])) for t, labels in runs]
+        best = max(scores, key=lambda r: r[2]["f"])
+        precise = [r for r in scores if r[2]["precision"] >= 0.98]
+        print_report(f"{name}, best F at {best[0]:.2f}", cluster_report(truth, best[1][scored]))
+        if precise:
+            pick = max(precise, key=lambda r: r[2]["f"])
+            print_report(f"{name}, best F with precision >= 0.98 at {pick[0]:.2f}",
+                         cluster_report(truth, pick[1][scored]))
+    print(f"(threshold sweeps took {time.perf_counter() - started:.0f} s)")
 
 
 def tune(args) -> None:
@@ -115,6 +141,7 @@ def tune(args) -> None:
             took = time.perf_counter() - started
             print_report(f"{config_name} ({took:.1f}s)",
                          cluster_report(chosen["person"][scored].tolist(), labels[scored]))
+        best_of_others(X, chosen["person"][scored].tolist(), scored)
 
 
 def main() -> None:

@@ -9,6 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 NOISE = -1
+# Up to this many faces the hdbscan library's exact answer takes under half a minute (7 s at
+# 10K 128-d here); above, the kNN graph (benchmarks/scale.py).
+AUTO_EXACT_UP_TO = 20_000
+# Average linkage holds a person's pairwise distances: people larger than this are not split.
+SPLIT_AT_MOST = 10_000
 
 
 class MixedModelsError(ValueError):
@@ -38,7 +43,7 @@ def split_mixed_people(X: np.ndarray, labels: np.ndarray, max_distance: float, m
     next_label = int(labels.max()) + 1 if len(labels) else 0
     for person in np.unique(labels[labels != NOISE]):
         members = np.flatnonzero(labels == person)
-        if len(members) < 2 * min_cluster_size:
+        if len(members) < 2 * min_cluster_size or len(members) > SPLIT_AT_MOST:
             continue
         groups = fcluster(linkage(X[members], method="average", metric="euclidean"), max_distance, "distance")
         if groups.max() == 1:
@@ -83,7 +88,9 @@ class PeopleClusterer:
     """Estimator in hdbscan's style: fit(X) sets labels_, probabilities_, outlier_scores_.
 
     X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers, -1 for noise
-    (a face seen once, or too unlike the person it is nearest to). After HDBSCAN, when set,
+    (a face seen once, or too unlike the person it is nearest to). algorithm: 'exact' (the
+    hdbscan library), 'knn' (facecluster.knn_hdbscan, for large runs) or 'auto' (exact up to
+    AUTO_EXACT_UP_TO faces). After HDBSCAN, when set,
     split_distance splits people made of two groups (split_mixed_people) and
     max_member_distance removes faces too far from the rest of their person (prune_strangers).
     """
@@ -109,8 +116,12 @@ class PeopleClusterer:
                    **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples", "cluster_selection_epsilon",
                                                        "cluster_selection_method", "algorithm")})
 
+    def chosen_algorithm(self, n_faces: int) -> str:
+        if self.algorithm != "auto":
+            return self.algorithm
+        return "exact" if n_faces <= AUTO_EXACT_UP_TO else "knn"
+
     def fit(self, X: np.ndarray) -> "PeopleClusterer":
-        X = np.ascontiguousarray(X, dtype=np.float64)
         n = len(X)
         if n < max(2, self.min_cluster_size):
             # Too few faces to find any group: everyone is a face seen once.
@@ -118,16 +129,27 @@ class PeopleClusterer:
             self.probabilities_ = np.zeros(n)
             self.outlier_scores_ = np.ones(n)
             return self
-        import hdbscan
+        self.algorithm_ = self.chosen_algorithm(n)
+        if self.algorithm_ == "exact":
+            import hdbscan
 
-        model = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
-                                cluster_selection_epsilon=self.cluster_selection_epsilon,
-                                cluster_selection_method=self.cluster_selection_method,
-                                metric="euclidean", core_dist_n_jobs=1)
-        model.fit(X)
+            X = np.ascontiguousarray(X, dtype=np.float64)
+            model = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
+                                    cluster_selection_epsilon=self.cluster_selection_epsilon,
+                                    cluster_selection_method=self.cluster_selection_method,
+                                    metric="euclidean", core_dist_n_jobs=1)
+            model.fit(X)
+            self.outlier_scores_ = np.nan_to_num(model.outlier_scores_.astype(np.float64))
+        else:
+            from facecluster.knn_hdbscan import KnnHDBSCAN
+
+            X = np.ascontiguousarray(X, dtype=np.float32)
+            model = KnnHDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
+                               cluster_selection_epsilon=self.cluster_selection_epsilon,
+                               cluster_selection_method=self.cluster_selection_method).fit(X)
+            self.outlier_scores_ = np.full(n, np.nan)  # GLOSH is not computed on the kNN graph
         self.labels_ = model.labels_.astype(np.int64)
         self.probabilities_ = np.nan_to_num(model.probabilities_.astype(np.float64))
-        self.outlier_scores_ = np.nan_to_num(model.outlier_scores_.astype(np.float64))
         if self.split_distance is not None:
             self.labels_ = split_mixed_people(X, self.labels_, self.split_distance, self.min_cluster_size)
         if self.max_member_distance is not None:

@@ -14,10 +14,11 @@ def number_by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping.get(int(label), NOISE) for label in labels], dtype=np.int64)
 
 
-def assignments_table(face_ids, labels, probabilities, outlier_scores, run_id: str) -> pd.DataFrame:
+def assignments_table(face_ids, labels, probabilities, outlier_scores, clustered, run_id: str) -> pd.DataFrame:
     return pd.DataFrame({"face_id": list(face_ids), "person_id": np.asarray(labels, dtype=np.int64),
                          "probability": np.asarray(probabilities, dtype=np.float64),
-                         "outlier_score": np.asarray(outlier_scores, dtype=np.float64), "run_id": run_id})
+                         "outlier_score": np.asarray(outlier_scores, dtype=np.float64),
+                         "clustered": np.asarray(clustered, dtype=bool), "run_id": run_id})
 
 
 def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:

@@ -68,6 +68,12 @@ def _auto_or(check_value):
     return check
 
 
+def _boolean(v):
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
 def _text(v):
     if not isinstance(v, str) or not v:
         raise ValueError("must be a non-empty text")
@@ -111,6 +117,8 @@ RULES: dict[str, Rule] = {
     "embed.embedder": Rule(_choice("auto", "facenet", "dlib"), "which network embeds the faces"),
     "embed.facenet_weights": Rule(_optional_file, "path to the FaceNet VGGFace2 weights"),
     "embed.device": Rule(_choice("auto", "cpu", "cuda"), "where the models run"),
+    "embed.mixed_precision": Rule(_auto_or(_boolean), "FaceNet in fp16 on GPU if the first batch's embeddings stay "
+                                  "within 1e-2 cosine of fp32; auto = on GPU only"),
     "embed.torch_threads": Rule(_auto_or(_int_at_least(1)), "torch threads per Spark task"),
     "embed.max_canvas": Rule(_int_at_least(160), "longest side of the detection canvas, pixels"),
     "embed.min_face_size": Rule(_int_at_least(10), "smallest face MTCNN looks for, canvas pixels"),
@@ -121,7 +129,10 @@ RULES: dict[str, Rule] = {
     "embed.max_pixels": Rule(_int_at_least(1_000_000), "photos with more pixels are refused"),
     "embed.photos_per_round": Rule(_auto_or(_int_at_least(1)),
                                    "photos embedded and committed together; a killed run redoes at most one round"),
-    "cluster.algorithm": Rule(_choice("exact"), "clustering implementation"),
+    "cluster.algorithm": Rule(_choice("auto", "exact", "knn"), "exact: the hdbscan library; knn: HDBSCAN on a "
+                              "k-nearest-neighbour graph (millions of faces); auto: exact up to 20,000 faces"),
+    "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "
+                                "`faces` but are not clustered: too small to say who they are"),
     "cluster.min_cluster_size": Rule(_int_at_least(2), "fewest faces that make a person"),
     "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),
     "cluster.cluster_selection_epsilon": Rule(_number_between(0.0, 2.0), "HDBSCAN epsilon, Euclidean on unit vectors"),

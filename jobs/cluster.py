@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster.clustering import PeopleClusterer, check_one_model
+from facecluster.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.people import assignments_table, number_by_size, people_table
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
 from facecluster.tables import write_table
@@ -27,36 +27,45 @@ from facecluster.tables import write_table
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
     """Faces with the albums of their photo (a photo copied into two albums counts in both)."""
-    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "embedding", "model")
+    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "face_px", "embedding", "model")
     albums = spark.read.parquet(table_path(out, "photos")).select("photo_id", "albums")
     return faces.join(albums, "photo_id", "left").orderBy("face_id")
 
 
 def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
-    """(face_id, photo_id, albums, model) and the (n, d) float32 embedding matrix, without Python lists."""
+    """(face_id, photo_id, face_px, albums, model) and the (n, d) float32 embedding matrix, without Python lists."""
     column = faces.column("embedding").combine_chunks()
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     if len(lengths) and lengths.min() != lengths.max():
         raise ValueError(f"embeddings of different lengths ({lengths.min()} and {lengths.max()})")
     dimension = int(lengths[0]) if len(lengths) else 0
     matrix = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(faces), dimension)
-    meta = faces.select(["face_id", "photo_id", "albums", "model"]).to_pandas()
+    meta = faces.select(["face_id", "photo_id", "face_px", "albums", "model"]).to_pandas()
     meta["albums"] = meta["albums"].map(lambda a: list(a) if a is not None else [])
     return meta, matrix
 
 
 def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """HDBSCAN over the faces large enough to recognise; the others are kept, marked
+    clustered = false, in no person."""
     model = check_one_model(meta["model"])
-    if not model:  # no faces at all: nothing to group
-        return (assignments_table([], [], [], [], run_id), people_table(meta, matrix, np.zeros(0, dtype=np.int64)))
-    clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix)
-    labels = number_by_size(clusterer.labels_)
-    return (assignments_table(meta["face_id"], labels, clusterer.probabilities_, clusterer.outlier_scores_, run_id),
+    clustered = meta["face_px"].to_numpy(dtype=np.float64) >= cluster_settings["min_face_px"]
+    labels = np.full(len(meta), NOISE, dtype=np.int64)
+    probabilities = np.zeros(len(meta))
+    outlier_scores = np.full(len(meta), np.nan)
+    if model and clustered.any():
+        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[clustered])
+        labels[clustered] = clusterer.labels_
+        probabilities[clustered] = clusterer.probabilities_
+        outlier_scores[clustered] = clusterer.outlier_scores_
+    labels = number_by_size(labels)
+    return (assignments_table(meta["face_id"], labels, probabilities, outlier_scores, clustered, run_id),
             people_table(meta, matrix, labels))
 
 
-ASSIGNMENTS_SCHEMA = "face_id string, person_id long, probability double, outlier_score double, run_id string"
+ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
+                      "run_id string")
 PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
                  "exemplar_face_id string, centroid array<float>")
 
@@ -74,7 +83,8 @@ def summary(spark: SparkSession, out: str) -> dict:
     assignments = spark.read.parquet(table_path(out, "assignments"))
     people = spark.read.parquet(table_path(out, "people"))
     return {"faces": assignments.count(), "people": people.count(),
-            "noise_faces": assignments.where(F.col("person_id") == -1).count(),
+            "noise_faces": assignments.where((F.col("person_id") == -1) & F.col("clustered")).count(),
+            "too_small": assignments.where(~F.col("clustered")).count(),
             "people_in_several_albums": people.where(F.col("n_albums") > 1).count()}
 
 
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster(spark, args.out, settings["cluster"])
     counts = summary(spark, args.out)
     print(f"cluster: {counts['faces']} faces -> {counts['people']} people "
-          f"({counts['noise_faces']} faces seen once or unsure), "
+          f"({counts['noise_faces']} faces seen once or unsure, {counts['too_small']} too small to cluster), "
           f"{counts['people_in_several_albums']} people in more than one album")
     return 0
 

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -111,26 +112,32 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     where it stopped; run again when done, it embeds nothing."""
     model = MODEL_IDS[embed_settings["embedder"]]
     photos = extract_photos(spark, out)
-    todo = photos_to_embed(photos, extract_done(spark, out, model))
-    n_todo, n_photos = todo.count(), photos.count()
+    done = extract_done(spark, out, model)
+    todo = photos_to_embed(photos, done)
+    n_photos = photos.count()
+    n_todo = n_photos if done is None else todo.count()
     if weights_path and n_todo:
         spark.sparkContext.addFile(weights_path)  # executors on other machines get their own copy
     per_round = photos_per_round(spark, embed_settings["photos_per_round"])
     n_tasks = max(spark.sparkContext.defaultParallelism, math.ceil(min(per_round, n_todo) / PHOTOS_PER_TASK))
     ranges = round_ranges(n_todo, per_round) if n_todo else []
-    started = time.monotonic()
+    started = planned = time.monotonic()
     for number, (low, high) in enumerate(ranges, 1):
         results = embed_photos(todo.where(in_range(low, high)), embed_settings, weights_path, n_tasks)
         tables.write_table(results, out, f"{PARTS}/{model}-{low or '00000000'}-{uuid.uuid4().hex[:8]}")
         if len(ranges) > 1:
             print(f"embed: round {number}/{len(ranges)} committed, {time.monotonic() - started:.0f} s", flush=True)
+    embedded = time.monotonic()
     done = extract_done(spark, out, model)
     # (No photos at all: an empty table. Built from a Python list only then, since that
     # starts Python workers of its own.)
     results = current_results(done if done is not None else spark.createDataFrame([], RESULT_SCHEMA), photos)
+    results = results.persist(StorageLevel.MEMORY_AND_DISK)  # read, deduplicated and joined once for both tables
     tables.write_table(faces_table(results), out, "faces")
     tables.write_table(photo_status_table(results), out, "photo_status")
-    return {"embedded_now": n_todo, "already_done": n_photos - n_todo}
+    results.unpersist()
+    return {"embedded_now": n_todo, "already_done": n_photos - n_todo,
+            "seconds": {"embedding": embedded - planned, "publishing": time.monotonic() - embedded}}
 
 
 def summary(spark: SparkSession, out: str) -> dict:

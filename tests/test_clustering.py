@@ -80,3 +80,19 @@ def test_two_lookalike_groups_in_one_person_are_split():
     assert labels[7] == -1  # a lone face split off is nobody's
     # a person of one tight group is left alone
     assert (split_mixed_people(X[:4].astype(np.float64), np.zeros(4, dtype=np.int64), 0.8, 2) == 0).all()
+
+
+def test_faces_too_small_to_recognise_are_kept_but_not_clustered(settings):
+    from jobs.cluster import cluster_faces
+
+    X, truth = people_on_a_sphere([6, 6, 6])
+    tiny = np.arange(len(X)) % 6 == 0  # one face per person came from a crowd in the background
+    meta = pd.DataFrame({"face_id": [f"f{i}" for i in range(len(X))], "photo_id": [f"p{i}" for i in range(len(X))],
+                         "face_px": np.where(tiny, 12.0, 90.0), "albums": [["a"]] * len(X),
+                         "model": "dlib-resnet-v1"})
+    assignments, people = cluster_faces(meta, X, settings["cluster"], "run")
+    assert settings["cluster"]["min_face_px"] > 12
+    assert (assignments["clustered"] == ~tiny).all()
+    assert (assignments.loc[tiny, "person_id"] == -1).all()
+    assert len(people) == 3 and people["n_faces"].tolist() == [5, 5, 5]
+    assert pairwise_scores(truth[~tiny], assignments.loc[~tiny, "person_id"])["f"] == 1.0

@@ -63,3 +63,37 @@ def test_people_table_and_album_view(sample_run):
     assert (people.set_index("person_id")["n_faces"] == sizes).all()
     assert (people["n_albums"] >= 2).sum() >= 5  # the sample's people are spread over its albums
     assert set(by_album["album"]) <= {"2019_birthday", "2021_wedding", "2023_holiday"}
+
+
+def test_evaluate_clusters_scores_the_run_against_the_sample_labels(sample_run, capsys):
+    import json
+
+    from facecluster.cli import main
+    from facecluster.metrics import cluster_report
+
+    assert main(["evaluate", "clusters", str(sample_run), "--labels", str(SAMPLES / "labels.csv"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # The same figures by hand: the face nearest each labelled photo's centre, its person.
+    faces, assignments = table(sample_run, "faces"), table(sample_run, "assignments")
+    labels = pd.read_csv(SAMPLES / "labels.csv")
+    faces["name"] = faces["album"] + "/" + faces["path"].str.rsplit("/", n=1).str[-1]
+    status = table(sample_run, "photo_status").set_index("photo_id")
+    centre = lambda f: ((f["box"][0] + f["box"][2]) / 2 - status.loc[f["photo_id"], "width"] / 2) ** 2 + \
+        ((f["box"][1] + f["box"][3]) / 2 - status.loc[f["photo_id"], "height"] / 2) ** 2  # noqa: E731
+    faces["off"] = faces.apply(centre, axis=1)
+    central = faces.sort_values("off").drop_duplicates("photo_id").merge(assignments, on="face_id")
+    scored = central.merge(labels.rename(columns={"path": "name"}), on="name")
+    expected = cluster_report(scored["person"].tolist(), scored["person_id"].to_numpy())
+    assert report["faces"] == expected["faces"] == 23  # 24 labelled files, img11 twice: 23 photos
+    assert report["pairwise"] == pytest.approx(expected["pairwise"])
+    assert report["people_true"] == 7 and report["pairwise"]["precision"] >= 0.95
+
+
+def test_evaluate_refuses_labels_without_a_person_column(sample_run, tmp_path):
+    from facecluster.cli import main
+
+    bad = tmp_path / "labels.csv"
+    bad.write_text("path,name\n2019_birthday/img5.jpg,Ann\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["evaluate", "clusters", str(sample_run), "--labels", str(bad)])
+    assert stopped.value.code == 2

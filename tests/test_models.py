@@ -141,3 +141,18 @@ def test_the_frozen_cpu_network_embeds_like_the_eager_one_at_any_batch_size():
             expected, got = eager(faces), frozen(faces.contiguous(memory_format=torch.channels_last))
         assert got.shape == (batch, facenet.DIMENSION)
         assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_mixed_precision_is_kept_only_within_its_tolerance(detector):
+    photo, faces = faces_of(detector, ARCHIVE / "2019_birthday" / "img5.jpg")
+    torch.manual_seed(0)
+    loose = facenet.FacenetEmbedder(None, torch.device("cpu"), mixed_precision=True)  # bf16 on CPU
+    chips = [loose.chip(photo.pixels, faces[0].box, faces[0].landmarks)] * 2
+    first = loose.embed(chips)  # the check runs on the first batch, which is answered in fp32
+    assert loose.precision == "mixed" and 0 <= loose.mixed_precision_gap <= facenet.MIXED_PRECISION_TOLERANCE
+    again = loose.embed(chips)
+    assert (1 - (first * again).sum(axis=1)).max() <= facenet.MIXED_PRECISION_TOLERANCE
+    strict = facenet.FacenetEmbedder(None, torch.device("cpu"), mixed_precision=True, tolerance=0.0)
+    strict.model.load_state_dict(loose.model.state_dict())
+    strict.embed(chips)
+    assert strict.precision == "fp32"  # bf16 is not bit-exact: refused at tolerance 0

@@ -92,7 +92,8 @@ def worker_models(embed_settings: dict, weights_path: str | None):
     from udfs.detector import FaceDetector
 
     device = choose_device(embed_settings["device"])
-    key = (embed_settings["embedder"], weights_path, str(device), embed_settings["max_canvas"],
+    key = (embed_settings["embedder"], weights_path, str(device), embed_settings["mixed_precision"],
+           embed_settings["max_canvas"],
            embed_settings["min_face_size"], tuple(embed_settings["detection_thresholds"]),
            embed_settings["min_det_score"])
     if key not in _WORKER_MODELS:
@@ -101,7 +102,9 @@ def worker_models(embed_settings: dict, weights_path: str | None):
         if embed_settings["embedder"] == "dlib":
             embedder = dlib_resnet.DlibEmbedder()
         else:
-            embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device)
+            mixed = embed_settings["mixed_precision"]
+            embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device,
+                                               mixed_precision=(device.type == "cuda") if mixed == "auto" else mixed)
         _WORKER_MODELS.clear()  # one set of models per worker: a changed setting replaces them
         _WORKER_MODELS[key] = (detector, embedder)
     return _WORKER_MODELS[key]

@@ -1,0 +1,61 @@
+"""kNN-graph HDBSCAN keeps the exact answer (the hdbscan library) on faces shaped like real ones."""
+import numpy as np
+import pytest
+
+from facecluster.knn_hdbscan import KnnHDBSCAN
+from facecluster.synthetic import FaceSpace, generate, identity_sizes, pair_distances
+
+# Fitted to dlib's LFW distances by benchmarks/scale.py fit (kept here so the test needs no cache).
+DLIB_LIKE = FaceSpace(dimension=128, common=2.70, noise=0.227, noise_spread=0.2, common_spread=0.1)
+
+
+def exact(X):
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(min_cluster_size=2, min_samples=2, gen_min_span_tree=True, core_dist_n_jobs=1)
+    model.fit(X.astype(np.float64))
+    return model.labels_, model.minimum_spanning_tree_.to_numpy()[:, 2].sum()
+
+
+def test_identity_sizes_are_heavy_tailed_with_singletons():
+    sizes = identity_sizes(20000, singleton_share=0.3)
+    assert sizes.sum() == 20000
+    assert (sizes == 1).sum() == 6000
+    assert sizes.max() >= 50 and np.median(sizes[sizes > 1]) <= 3
+
+
+def test_generated_distances_separate_people_like_faces():
+    X, labels = generate(5000, DLIB_LIKE)
+    assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
+    same, different = pair_distances(X, labels, 3000)
+    assert 0.25 < np.median(same) < 0.435 < np.median(different) < 0.65  # 0.435: dlib's threshold on LFW
+
+
+def test_knn_graph_hdbscan_agrees_with_exact_hdbscan():
+    from sklearn.metrics import adjusted_rand_score
+
+    X, _ = generate(10000, DLIB_LIKE, seed=1)
+    expected_labels, expected_weight = exact(X)
+    model = KnnHDBSCAN(min_cluster_size=2, min_samples=2, k=32).fit(X)
+    assert model.minimum_spanning_tree_.shape == (len(X) - 1, 3)
+    weight = model.minimum_spanning_tree_[:, 2].sum()
+    assert abs(weight - expected_weight) / expected_weight <= 1e-4
+    assert adjusted_rand_score(expected_labels, model.labels_) >= 0.98
+    people, expected_people = len(set(model.labels_) - {-1}), len(set(expected_labels) - {-1})
+    assert abs(people - expected_people) <= 0.02 * expected_people
+    assert abs(np.mean(model.labels_ == -1) - np.mean(expected_labels == -1)) <= 0.02
+
+
+def test_a_graph_that_falls_apart_is_joined_with_real_edges():
+    # Far-apart tight groups of 6 faces with k = 3: every group is its own kNN component.
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 64))
+    X = np.repeat(centres, 6, axis=0) + rng.normal(size=(180, 64)) * 0.01
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    expected_labels, expected_weight = exact(X)
+    model = KnnHDBSCAN(min_cluster_size=2, min_samples=2, k=3).fit(X)
+    assert model.joining_edges_ >= 29  # 30 components need at least 29 edges to become one tree
+    assert np.isfinite(model.minimum_spanning_tree_[:, 2]).all()
+    assert model.minimum_spanning_tree_[:, 2].sum() == pytest.approx(expected_weight, rel=1e-4)
+    assert len(set(model.labels_) - {-1}) == 30
+    assert (model.labels_ == expected_labels).all() or len(set(zip(model.labels_, expected_labels))) == 30
