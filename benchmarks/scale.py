@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/scale.py fit                 # fit the generator to LFW dlib distances, draw the PNG
     .venv/bin/python benchmarks/scale.py run --sizes 10000 100000 1000000 --dims 128 512
+    .venv/bin/python benchmarks/scale.py job --size 1000000     # the cluster job: read, cluster, write
 
 `fit` reads the cached LFW embeddings (benchmarks/lfw.py embed-all), measures same-person and
 different-person distances (one face per photo), fits facecluster.synthetic to them and saves
@@ -157,6 +158,53 @@ def run(args) -> None:
                       f"{63 * (size / 10000) ** 2 / 3600:.1f} h at the library's measured 63 s per 10K")
 
 
+def job(args) -> None:
+    """The cluster job (jobs/cluster.py) end to end on synthetic faces written as a faces table:
+    read into one float32 matrix, cluster, write assignments and people."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facecluster.runtime import start_spark
+    from facecluster.settings import load_settings
+    from jobs import cluster
+
+    space = FaceSpace(**{**json.loads(SPACE_FILE.read_text()), "dimension": args.dim})
+    X, truth = generate(args.size, space, seed=7)
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as work:
+        out = Path(work)
+        ids = np.char.add("face", np.arange(args.size).astype(str))
+        (out / "faces").mkdir()
+        (out / "photos").mkdir()
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), args.dim).cast(pa.list_(pa.float32()))
+        pq.write_table(pa.table({"face_id": ids, "photo_id": ids, "face_px": np.full(args.size, 100.0, np.float32),
+                                 "embedding": embedding, "model": np.full(args.size, "dlib-resnet-v1")}),
+                       out / "faces" / "part-0.parquet")
+        pq.write_table(pa.table({"photo_id": ids, "albums": pa.array([["album"]] * args.size)}),
+                       out / "photos" / "part-0.parquet")
+        settings = load_settings(overrides=["cluster.algorithm=knn"])
+        spark = start_spark(settings)
+        timings = {}
+        started = time.perf_counter()
+        meta, matrix = cluster.to_matrix(cluster.extract_faces(spark, str(out)).toArrow())
+        timings["read into a float32 matrix"] = time.perf_counter() - started
+        started = time.perf_counter()
+        assignments, people = cluster.cluster_faces(meta, matrix, settings["cluster"], "bench")
+        timings["cluster (kNN HDBSCAN, split, prune, people)"] = time.perf_counter() - started
+        started = time.perf_counter()
+        cluster.write_people_tables(spark, str(out), assignments, people)
+        timings["write assignments and people"] = time.perf_counter() - started
+        from facecluster.metrics import pairwise_scores
+
+        f = pairwise_scores(truth.tolist(), assignments["person_id"].to_numpy())["f"]
+        print(f"cluster job on {args.size:,} synthetic {args.dim}-d faces: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+              + f"; {len(people):,} people, pairwise F {f:.3f}; driver peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        spark.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +216,10 @@ def main() -> None:
     p.add_argument("--dims", nargs="+", type=int, default=[128, 512])
     p.add_argument("--exact-max", type=int, default=20000)
     p.set_defaults(run=run)
+    p = sub.add_parser("job")
+    p.add_argument("--size", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=128)
+    p.set_defaults(run=job)
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         print(json.dumps(child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
         return

@@ -29,6 +29,17 @@ def check_one_model(models) -> str:
     return distinct[0] if distinct else ""
 
 
+def members_by_person(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(person, indices of their faces) for every person, in one sort: O(n log n), where a scan
+    per person would be O(n x people), hours at a million faces."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]) if len(labels) else []
+    groups = np.split(order, starts[1:]) if len(labels) else []
+    return [(int(sorted_labels[start]), group) for start, group in zip(starts, groups)
+            if sorted_labels[start] != NOISE]
+
+
 def split_mixed_people(X: np.ndarray, labels: np.ndarray, max_distance: float, min_cluster_size: int) -> np.ndarray:
     """Split each person whose faces fall into groups further apart than max_distance on
     average (average linkage), as when two look-alikes meet in one HDBSCAN cluster.
@@ -41,8 +52,7 @@ def split_mixed_people(X: np.ndarray, labels: np.ndarray, max_distance: float, m
 
     labels = labels.copy()
     next_label = int(labels.max()) + 1 if len(labels) else 0
-    for person in np.unique(labels[labels != NOISE]):
-        members = np.flatnonzero(labels == person)
+    for _, members in members_by_person(labels):
         if len(members) < 2 * min_cluster_size or len(members) > SPLIT_AT_MOST:
             continue
         groups = fcluster(linkage(X[members], method="average", metric="euclidean"), max_distance, "distance")
@@ -68,8 +78,7 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
     drag its true members out with it. People left smaller than min_cluster_size become noise.
     """
     labels = labels.copy()
-    for person in np.unique(labels[labels != NOISE]):
-        members = np.flatnonzero(labels == person)
+    for _, members in members_by_person(labels):
         while len(members) >= 2:
             rest = X[members].sum(axis=0) - X[members]  # each member's leave-one-out centroid
             rest /= np.linalg.norm(rest, axis=1, keepdims=True).clip(1e-12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from facecluster.clustering import NOISE
+from facecluster.clustering import NOISE, members_by_person
 
 
 def number_by_size(labels: np.ndarray) -> np.ndarray:
@@ -26,16 +26,29 @@ def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray
 
     The exemplar is the face nearest the person's centroid: the most typical picture of them.
     """
-    rows = []
-    for person in sorted(set(labels.tolist()) - {NOISE}):
-        members = np.flatnonzero(labels == person)
-        centroid = embeddings[members].mean(axis=0)
-        centroid = centroid / (np.linalg.norm(centroid) or 1.0)
-        nearest = members[np.argmin(np.linalg.norm(embeddings[members] - centroid, axis=1))]
-        albums = sorted({a for albums in faces["albums"].iloc[members] for a in albums})
-        rows.append({"person_id": int(person), "name": None, "n_faces": int(len(members)),
-                     "n_photos": int(faces["photo_id"].iloc[members].nunique()), "albums": albums,
-                     "n_albums": len(albums), "exemplar_face_id": faces["face_id"].iloc[nearest],
-                     "centroid": centroid.astype(np.float32).tolist()})
     columns = ["person_id", "name", "n_faces", "n_photos", "albums", "n_albums", "exemplar_face_id", "centroid"]
-    return pd.DataFrame(rows, columns=columns)
+    labels = np.asarray(labels)
+    grouped = [(person, members) for person, members in members_by_person(labels)]
+    if not grouped:
+        return pd.DataFrame(columns=columns)
+    # Vectorised over people: a loop per person takes minutes at a million faces.
+    order = np.concatenate([members for _, members in grouped])
+    sizes = np.array([len(members) for _, members in grouped])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    vectors = embeddings[order].astype(np.float64)
+    centroids = np.add.reduceat(vectors, starts, axis=0) / sizes[:, None]
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-12)
+    owner = np.repeat(np.arange(len(grouped)), sizes)
+    distance = np.linalg.norm(vectors - centroids[owner], axis=1)
+    nearest = pd.Series(distance).groupby(owner).idxmin().to_numpy()
+    members = faces.iloc[order][["face_id", "photo_id", "albums"]].assign(owner=owner)
+    albums = (members[["owner", "albums"]].explode("albums").dropna()
+              .groupby("owner")["albums"].agg(lambda a: sorted(set(a))))
+    albums = albums.reindex(np.arange(len(grouped))).map(lambda a: a if isinstance(a, list) else [])
+    return pd.DataFrame({
+        "person_id": [person for person, _ in grouped], "name": None, "n_faces": sizes.astype(np.int64),
+        "n_photos": members.groupby("owner")["photo_id"].nunique().to_numpy().astype(np.int64),
+        "albums": albums.to_list(), "n_albums": albums.map(len).to_numpy().astype(np.int64),
+        "exemplar_face_id": members["face_id"].to_numpy()[nearest],
+        "centroid": [c.tolist() for c in centroids.astype(np.float32)],
+    }, columns=columns)

@@ -74,9 +74,21 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
     assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id)
-    write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, "assignments", files=1)
-    write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, "people", files=1)
+    write_people_tables(spark, out, assignments, people)
     return run_id
+
+
+def write_people_tables(spark: SparkSession, out: str, assignments: pd.DataFrame, people: pd.DataFrame) -> None:
+    # The batch size set for photos (16 rows) would cut a million assignments into 60,000 Arrow
+    # batches on their way to Spark; rows of numbers travel in large batches.
+    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    photo_batch = spark.conf.get(batch_key)
+    spark.conf.set(batch_key, "200000")
+    try:
+        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, "assignments", files=1)
+        write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, "people", files=1)
+    finally:
+        spark.conf.set(batch_key, photo_batch)
 
 
 def summary(spark: SparkSession, out: str) -> dict:
