@@ -103,10 +103,12 @@ def best_of_others(X: np.ndarray, truth: list, scored: np.ndarray) -> None:
     started = time.perf_counter()
     tree = linkage(X, method="average", metric="euclidean")
     results = {"DBSCAN (min_samples 2)": [], "agglomerative, average linkage": []}
-    for threshold in np.round(np.arange(0.30, 0.56, 0.01), 2):
+    for threshold in np.round(np.arange(0.20, 0.56, 0.01), 2):
         labels = DBSCAN(eps=threshold, min_samples=2).fit(X).labels_
         results["DBSCAN (min_samples 2)"].append((threshold, labels))
-        results["agglomerative, average linkage"].append((threshold, fcluster(tree, threshold, "distance")))
+        groups = fcluster(tree, threshold, "distance")
+        alone = np.bincount(groups)[groups] == 1  # a face in a group of its own is "not grouped", as noise
+        results["agglomerative, average linkage"].append((threshold, np.where(alone, -1, groups)))
     for name, runs in results.items():
         scores = [(t, labels, pairwise_scores(truth, labels[scored])) for t, labels in runs]
         best = max(scores, key=lambda r: r[2]["f"])

@@ -59,3 +59,18 @@ def test_a_graph_that_falls_apart_is_joined_with_real_edges():
     assert model.minimum_spanning_tree_[:, 2].sum() == pytest.approx(expected_weight, rel=1e-4)
     assert len(set(model.labels_) - {-1}) == 30
     assert (model.labels_ == expected_labels).all() or len(set(zip(model.labels_, expected_labels))) == 30
+
+
+def test_the_approximate_index_keeps_the_clustering():
+    """Above EXACT_BELOW faces the kNN graph comes from an IVF index; forced here at 20K faces,
+    its clustering must stay that of the exact graph."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from facecluster.metrics import pairwise_scores
+
+    X, truth = generate(20000, DLIB_LIKE, seed=3)
+    exact_graph = KnnHDBSCAN().fit(X)
+    ivf_graph = KnnHDBSCAN(exact_below=0).fit(X)
+    assert adjusted_rand_score(exact_graph.labels_, ivf_graph.labels_) >= 0.95
+    f_exact = pairwise_scores(truth.tolist(), exact_graph.labels_)["f"]
+    assert pairwise_scores(truth.tolist(), ivf_graph.labels_)["f"] >= f_exact - 0.01
