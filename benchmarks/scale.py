@@ -125,7 +125,7 @@ def knn_recall(X: np.ndarray, model, queries: int = 1000, k: int = 32) -> float:
     flat = faiss.IndexFlatL2(X.shape[1])
     flat.add(X)
     _, truth = flat.search(X[rows], k + 1)
-    index = KnnIndex(X, exact=False, nprobe=model.nprobe)  # None: the same default as the fit
+    index = KnnIndex(X, exact=False, ef_search=model.ef_search)
     _, found = index.search(rows, k)
     hits = [len(set(t[t != r]) & set(f)) / k for t, f, r in zip(truth, found, rows)]
     return float(np.mean(hits))

@@ -62,7 +62,7 @@ def test_a_graph_that_falls_apart_is_joined_with_real_edges():
 
 
 def test_the_approximate_index_keeps_the_clustering():
-    """Above EXACT_BELOW faces the kNN graph comes from an IVF index; forced here at 20K faces,
+    """Above EXACT_BELOW faces the kNN graph comes from an HNSW index; forced here at 20K faces,
     its clustering must stay that of the exact graph."""
     from sklearn.metrics import adjusted_rand_score
 
