@@ -197,7 +197,8 @@ def job(args) -> None:
         timings["write assignments and people"] = time.perf_counter() - started
         from facecluster.metrics import pairwise_scores
 
-        f = pairwise_scores(truth.tolist(), assignments["person_id"].to_numpy())["f"]
+        generated_order = assignments["face_id"].str[len("face"):].astype(int).to_numpy()  # rows come sorted by face_id
+        f = pairwise_scores(truth[generated_order].tolist(), assignments["person_id"].to_numpy())["f"]
         print(f"cluster job on {args.size:,} synthetic {args.dim}-d faces: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
               + f"; {len(people):,} people, pairwise F {f:.3f}; driver peak RSS "

@@ -98,7 +98,7 @@ def _busy_python_workers(root_pid):
     rows = [line.split(None, 4) for line in found.splitlines() if line.strip()]
     # The daemon puts itself in a process group of its own; the session is still the job's.
     daemons = {int(r[0]) for r in rows if "pyspark.daemon" in r[4] and _session(int(r[0])) == root_pid}
-    return [int(r[0]) for r in rows if int(r[1]) in daemons and float(r[2]) >= 50 and int(r[3]) >= 1]
+    return [int(r[0]) for r in rows if int(r[1]) in daemons and float(r[2]) >= 25 and int(r[3]) >= 1]
 
 
 def _session(pid):
