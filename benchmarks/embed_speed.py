@@ -134,9 +134,8 @@ def spark(files: list[Path], embedder: str, work: Path) -> dict:
     out = Path(tempfile.mkdtemp(dir=work))
     shutil.copytree(work / "ingested" / "photos", out / "photos")
     started = time.perf_counter()
-    work = embed.embed(session, str(out), settings["embed"], weights)
+    embed.embed(session, str(out), settings["embed"], weights)
     seconds = time.perf_counter() - started
-    print(f"spark phases: {work['seconds']}, before: {seconds - sum(work['seconds'].values()):.1f}", file=sys.stderr)
     faces = int(session.read.parquet(str(out / "photo_status")).groupBy().sum("n_faces").first()[0])
     session.stop()
     shutil.rmtree(out)

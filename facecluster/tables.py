@@ -26,11 +26,6 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
-def remove(spark: SparkSession, path: str) -> None:
-    fs, hadoop_path = _filesystem(spark, path)
-    fs.delete(hadoop_path, True)
-
-
 def staging_path(out: str, name: str) -> str:
     return table_path(out, f"_staging/{name.replace('/', '-')}-{uuid.uuid4().hex[:12]}")
 
