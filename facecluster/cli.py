@@ -6,6 +6,11 @@
     facecluster cluster --out OUT
     facecluster people --out OUT
     facecluster evaluate clusters OUT --labels folder|LABELS.csv [--json]
+    facecluster evaluate pairs PAIRS_FILE --images LFW_ROOT [--embedder dlib|facenet] [--json]
+    facecluster evaluate identify --images LFW_ROOT [--run OUT] [--json]
+    facecluster verify PHOTO_A PHOTO_B [--json]     same person? distance and calibrated probability
+    facecluster identify PHOTOS --gallery G [--method nearest|svm] [--json]   who is each face, or "unknown"
+    facecluster train --images FOLDER|--run OUT --save DIR   triplet-loss head on frozen embeddings
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import os
 import sys
 import time
 
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, settings_from, start_spark, table_path
 
 
 def _run_parser(sub) -> argparse.ArgumentParser:
@@ -83,6 +88,24 @@ def _evaluate_parser(sub) -> argparse.ArgumentParser:
                                "column and face_id, photo_id or path (for photo keys the face nearest the centre "
                                "is scored)")
     clusters.add_argument("--json", action="store_true", help="print one JSON object")
+    pairs = kinds.add_parser("pairs", help="verification on labelled pairs (LFW format): 10-fold accuracy, "
+                                           "VAL@FAR=1e-3, AUC, calibration error")
+    pairs.add_argument("pairs_file", help="pairs in LFW's format: 'name i j' or 'name1 i name2 j' per line")
+    pairs.add_argument("--images", required=True, help="folder of Name/Name_0001.jpg photos")
+    pairs.add_argument("--run", help="output root of a run that embedded these photos: reuse its faces")
+    pairs.add_argument("--plot", help="save the reliability plot (PNG) here")
+    pairs.add_argument("--save-calibration", metavar="DIR",
+                       help="store the threshold and calibration fitted on all pairs as DIR/<model>.json")
+    pairs.add_argument("--json", action="store_true", help="print one JSON object")
+    add_settings_arguments(pairs)
+    identify = kinds.add_parser("identify", help="open-set identification: DIR at FAR 1%% and 0.1%%, "
+                                                 "nearest neighbour and SVM")
+    identify.add_argument("--images", required=True, help="folder of Person/photo.jpg (the folder names the person)")
+    identify.add_argument("--run", help="output root of a run that embedded these photos: reuse its faces")
+    identify.add_argument("--shots", type=int, default=5, help="photos enrolled per person for the SVM comparison")
+    identify.add_argument("--seed", type=int, default=0)
+    identify.add_argument("--json", action="store_true", help="print one JSON object")
+    add_settings_arguments(identify)
     return parser
 
 
@@ -93,12 +116,243 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from facecluster.evaluation import evaluate_run, format_report
 
+    if args.kind == "pairs":
+        return evaluate_pairs(args, parser)
+    if args.kind == "identify":
+        return evaluate_identify(args, parser)
     try:
         labels = args.labels if args.labels == "folder" else pd.read_csv(args.labels)
         report = evaluate_run(args.out, labels)
     except (OSError, ValueError) as exc:
         parser.exit(2, f"facecluster evaluate: {exc}\n")
     print(json.dumps(report) if args.json else format_report(args.out, report))
+    return 0
+
+
+def _embed_settings(args, parser) -> tuple[dict, str | None]:
+    """Embed settings with the embedder resolved, before any work (a wrong setting stops here)."""
+    from jobs.embed import resolve_embedder
+    from facecluster.settings import SettingsError
+
+    try:
+        return resolve_embedder(settings_from(args)["embed"])
+    except (SettingsError, RuntimeError) as exc:
+        parser.exit(2, f"facecluster: {exc}\n")
+
+
+def evaluate_pairs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    import numpy as np
+
+    from facecluster.photo_faces import main_faces
+    from facecluster.verification import evaluate_pair_distances, format_pairs_report, read_pairs
+
+    embed_settings, weights = _embed_settings(args, parser)
+    try:
+        pairs = read_pairs(args.pairs_file, args.images)
+        faces = main_faces(sorted({p for a, b, _ in pairs for p in (a, b)}), embed_settings, weights, args.run)
+    except (OSError, ValueError) as exc:
+        parser.exit(2, f"facecluster evaluate pairs: {exc}\n")
+    embedding = dict(zip(faces["path"], faces["embedding"]))
+    distances, same, missing = [], [], 0
+    for a, b, is_same in pairs:
+        if embedding[a] is None or embedding[b] is None:
+            missing += 1  # LFW's protocol has no answer for a pair without a face: reported, not scored
+            continue
+        distances.append(float(np.linalg.norm(embedding[a] - embedding[b])))
+        same.append(is_same)
+    report = evaluate_pair_distances(distances, same, faces["model"].iloc[0], plot=args.plot)
+    report["missing"] = missing
+    calibration = report.pop("calibration")
+    if args.save_calibration:
+        calibration.source = f"{os.path.basename(args.pairs_file)}: {len(distances)} pairs"
+        report["saved"] = str(calibration.save(args.save_calibration))
+    print(json.dumps(report) if args.json else format_pairs_report(report))
+    return 0
+
+
+def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+    from pathlib import Path
+
+    from facecluster.identification import evaluate_identification, format_identification_report
+    from facecluster.photo_faces import main_faces
+    from facecluster.verification import CalibrationMissing, calibration_for
+    embed_settings, weights = _embed_settings(args, parser)
+    try:
+        calibration = calibration_for(embed_settings)
+        photos = sorted(str(p) for p in Path(args.images).glob("*/*") if p.is_file())
+        if not photos:
+            raise ValueError(f"{args.images} has no photos in person sub-folders")
+        faces = main_faces(photos, embed_settings, weights, args.run)
+    except (OSError, ValueError, CalibrationMissing) as exc:
+        parser.exit(2, f"facecluster evaluate identify: {exc}\n")
+    faces = faces[faces["embedding"].notna()].drop_duplicates("photo_id")
+    faces = faces.assign(person=faces["path"].map(lambda p: Path(p).parent.name))
+    report = evaluate_identification(faces, calibration, shots=args.shots, seed=args.seed)
+    print(json.dumps(report) if args.json else format_identification_report(report))
+    return 0
+
+
+def _identify_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("identify", help="name every face in some photos from a gallery, or \"unknown\"")
+    parser.add_argument("photos", nargs="+", help="photos, or folders of photos")
+    parser.add_argument("--gallery", required=True,
+                        help="folder with one sub-folder of photos per named person, or run:OUT for the "
+                             "people named in a run")
+    parser.add_argument("--method", choices=["nearest", "svm"], default="nearest",
+                        help="nearest enrolled face within the verification threshold (default, one photo per "
+                             "person is enough), or an SVM (several photos per person)")
+    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance "
+                                                           "(default: the model's verification threshold)")
+    parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per face")
+    add_settings_arguments(parser)
+    return parser
+
+
+def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from facecluster.identification import gallery_from_folder, gallery_from_run, identifier_for
+    from facecluster.photo_faces import _photo_rows, embed_in_process
+    from facecluster.verification import CalibrationMissing
+
+    embed_settings, weights = _embed_settings(args, parser)
+    photos = []
+    for item in args.photos:
+        path = Path(item)
+        photos += sorted(str(p) for p in path.rglob("*") if p.is_file()) if path.is_dir() else [item]
+    try:
+        if args.gallery.startswith("run:"):
+            gallery = gallery_from_run(args.gallery[4:])
+        else:
+            gallery, skipped = gallery_from_folder(args.gallery, embed_settings, weights)
+            for row in skipped.itertuples():
+                print(f"gallery: {row.path} left out: {row.error or 'no face found'}", file=sys.stderr)
+        identifier = identifier_for(args.method, gallery.model_id, args.max_distance, args.min_probability)
+        identifier.fit(gallery.embeddings, gallery.names)
+        rows = _photo_rows(photos)
+    except (OSError, ValueError, CalibrationMissing) as exc:
+        parser.exit(2, f"facecluster identify: {exc}\n")
+    faces, status = embed_in_process(rows.drop_duplicates("photo_id"), embed_settings, weights)
+    if len(faces) and faces["model"].iloc[0] != gallery.model_id:
+        parser.exit(2, f"facecluster identify: the gallery was embedded by {gallery.model_id}, the photos by "
+                       f"{faces['model'].iloc[0]}: embeddings of different models are never compared\n")
+    names = identifier.predict(np.stack(faces["embedding"].to_numpy())) if len(faces) else []
+    faces = faces.assign(name=names, probability=identifier.probability_ if len(faces) else [])
+    for photo in rows.merge(status, on="photo_id").itertuples():
+        mine = faces[faces["photo_id"] == photo.photo_id]
+        if photo.status == "error":
+            print(json.dumps({"path": photo.path, "error": photo.error}) if args.json
+                  else f"{photo.path}: cannot read: {photo.error}")
+        for face in mine.itertuples():
+            box = [round(float(v)) for v in face.box]
+            record = {"path": photo.path, "face_id": face.face_id, "box": box, "name": face.name,
+                      "probability": round(float(face.probability), 4)}
+            if args.method == "nearest":
+                record["distance"] = round(float(identifier.distance_[face.Index]), 4)
+            print(json.dumps(record) if args.json else
+                  f"{photo.path} face {face.face_id.rsplit(':', 1)[1]} at {box}: {face.name} "
+                  f"(probability {face.probability:.3f})")
+        if photo.status == "no_face" and not args.json:
+            print(f"{photo.path}: no face")
+    return 0
+
+
+def _train_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("train", help="train a head on frozen embeddings with the triplet loss")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", help="folder with one sub-folder of photos per person")
+    source.add_argument("--run", help="output root of a run whose people have names")
+    parser.add_argument("--save", required=True, help="folder for the head (<model id>.pt) and its calibration")
+    parser.add_argument("--calibration-share", type=float, default=0.2,
+                        help="share of people held out of training to calibrate the head's distances")
+    add_settings_arguments(parser)
+    return parser
+
+
+def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import numpy as np
+
+    from facecluster.identification import gallery_from_folder, gallery_from_run
+    from facecluster.triplet import TripletTrainer, apply_head, save_head
+    from facecluster.verification import DistanceCalibration, labelled_pair_distances
+
+    embed_settings, weights = _embed_settings(args, parser)
+    if embed_settings["head"]:
+        parser.exit(2, "facecluster train: trains on the embedder's own embeddings; unset embed.head\n")
+    train_settings = settings_from(args)["train"]
+    try:
+        gallery = (gallery_from_run(args.run) if args.run else
+                   gallery_from_folder(args.images, embed_settings, weights)[0])
+        people = np.array(sorted(set(gallery.names)))
+        rng = np.random.default_rng(0)
+        held_out = set(rng.choice(people, size=max(2, int(round(args.calibration_share * len(people)))),
+                                  replace=False))
+        learn = ~np.isin(gallery.names, list(held_out))
+        trainer = TripletTrainer(**train_settings).fit(gallery.embeddings[learn], gallery.names[learn])
+        check = apply_head(trainer.head_, gallery.embeddings[~learn])
+        distances, same = labelled_pair_distances(check, gallery.names[~learn])
+        model_id, path = save_head(trainer.head_, gallery.model_id, args.save, train_settings)
+        calibration = DistanceCalibration(model_id).fit(distances, same)
+    except (OSError, ValueError) as exc:
+        parser.exit(2, f"facecluster train: {exc}\n")
+    calibration.source = f"{int(same.sum())} same and {int((~same).sum())} different pairs of {len(held_out)} " \
+                         f"people held out of training"
+    calibration.save(args.save)
+    print(f"trained {model_id} on {int(learn.sum())} faces of {len(people) - len(held_out)} people; "
+          f"calibrated on {len(held_out)} other people (threshold {calibration.threshold_:.3f})")
+    print(f"head: {path}\nuse it with: --set embed.head={path}")
+    return 0
+
+
+def _verify_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("verify", help="are the main faces of two photos the same person?")
+    parser.add_argument("photo_a")
+    parser.add_argument("photo_b")
+    parser.add_argument("--prior", type=float, default=0.5,
+                        help="share of pairs like this one that are the same person (default 0.5: even odds)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_settings_arguments(parser)
+    return parser
+
+
+def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    import numpy as np
+
+    from facecluster.photo_faces import main_faces
+    from facecluster.verification import CalibrationMissing, calibration_for
+
+    if not 0 < args.prior < 1:
+        parser.exit(2, f"facecluster verify: --prior must be between 0 and 1, got {args.prior}\n")
+    embed_settings, weights = _embed_settings(args, parser)
+    try:
+        calibration = calibration_for(embed_settings)
+        faces = main_faces([args.photo_a, args.photo_b], embed_settings, weights)
+    except (OSError, CalibrationMissing) as exc:
+        parser.exit(2, f"facecluster verify: {exc}\n")
+    for face in faces.itertuples():
+        if face.embedding is None:
+            why = face.error if face.status == "error" else "no face found"
+            parser.exit(1, f"facecluster verify: {face.path}: {why}\n")
+    distance = float(np.linalg.norm(faces["embedding"][0] - faces["embedding"][1]))
+    result = {"distance": round(distance, 4), "same": bool(calibration.is_same(distance)),
+              "probability": round(float(calibration.predict_proba([distance], args.prior)[0]), 4),
+              "threshold": calibration.threshold_, "model": calibration.model_id,
+              "faces": [int(n) for n in faces["n_faces"]]}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{'same person' if result['same'] else 'different people'}: distance {distance:.3f} "
+              f"(threshold {calibration.threshold_:.3f}, {calibration.model_id}), probability of the same "
+              f"person {result['probability']:.3f} at prior {args.prior:g}")
     return 0
 
 
@@ -113,11 +367,20 @@ def main(argv: list[str] | None = None) -> int:
     for name, job in steps.items():
         job.build_parser(sub.add_parser(name, help=(job.__doc__ or "").strip().splitlines()[0]))
     evaluate_parser = _evaluate_parser(sub)
+    verify_parser = _verify_parser(sub)
+    identify_parser = _identify_parser(sub)
+    train_parser = _train_parser(sub)
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in steps:
         return steps[argv[0]].main(argv[1:])
     if argv and argv[0] == "evaluate":
         return evaluate(parser.parse_args(argv), evaluate_parser)
+    if argv and argv[0] == "train":
+        return train(parser.parse_args(argv), train_parser)
+    if argv and argv[0] == "identify":
+        return identify(parser.parse_args(argv), identify_parser)
+    if argv and argv[0] == "verify":
+        return verify(parser.parse_args(argv), verify_parser)
     args, settings = parse_job_arguments(parser, argv)
     return run(args, settings, run_parser)
 

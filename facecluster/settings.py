@@ -129,6 +129,14 @@ RULES: dict[str, Rule] = {
     "embed.max_pixels": Rule(_int_at_least(1_000_000), "photos with more pixels are refused"),
     "embed.photos_per_round": Rule(_auto_or(_int_at_least(1)),
                                    "photos embedded and committed together; a killed run redoes at most one round"),
+    "embed.head": Rule(_optional_file, "a triplet-trained head (facecluster train) applied after the embedder; "
+                       "its faces get the head's own model id"),
+    "train.margin": Rule(_number_between(0.0, 4.0), "triplet-loss margin alpha on squared distances"),
+    "train.mining": Rule(_choice("semi_hard", "batch_hard"), "which triplets of a batch enter the loss"),
+    "train.people_per_batch": Rule(_int_at_least(2), "P: people in a batch"),
+    "train.faces_per_person": Rule(_int_at_least(2), "K: faces of each person in a batch"),
+    "train.steps": Rule(_int_at_least(1), "optimiser steps"),
+    "train.learning_rate": Rule(_number_between(1e-7, 1.0), "Adam learning rate"),
     "cluster.algorithm": Rule(_choice("auto", "exact", "knn"), "exact: the hdbscan library; knn: HDBSCAN on a "
                               "k-nearest-neighbour graph (millions of faces); auto: exact up to 20,000 faces"),
     "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "

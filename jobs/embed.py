@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from facecluster import tables
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
 from udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
-from udfs.embedders import MODEL_IDS, choose_embedder
+from udfs.embedders import choose_embedder, model_id
 
 PHOTOS_PER_TASK = 256  # a task's worth of work: minutes, not hours, so a lost task costs little
 PARTS = "embed_parts"  # one committed table per round: the run's progress, what a re-run skips
@@ -110,7 +110,7 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     """Embed the photos not yet done for this model, one committed round at a time, then
     publish `faces` and `photo_status` from every round. Killed and run again, it goes on
     where it stopped; run again when done, it embeds nothing."""
-    model = MODEL_IDS[embed_settings["embedder"]]
+    model = model_id(embed_settings)
     photos = extract_photos(spark, out)
     done = extract_done(spark, out, model)
     todo = photos_to_embed(photos, done)
@@ -118,6 +118,8 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     n_todo = n_photos if done is None else todo.count()
     if weights_path and n_todo:
         spark.sparkContext.addFile(weights_path)  # executors on other machines get their own copy
+    if embed_settings["head"] and n_todo:
+        spark.sparkContext.addFile(embed_settings["head"])
     per_round = photos_per_round(spark, embed_settings["photos_per_round"])
     n_tasks = max(spark.sparkContext.defaultParallelism, math.ceil(min(per_round, n_todo) / PHOTOS_PER_TASK))
     ranges = round_ranges(n_todo, per_round) if n_todo else []
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = start_spark(settings)
     work = embed(spark, args.out, embed_settings, weights)
     counts = summary(spark, args.out)
-    print(f"embed ({MODEL_IDS[embed_settings['embedder']]}): {counts['photos']} photos "
+    print(f"embed ({model_id(embed_settings)}): {counts['photos']} photos "
           f"({counts['ok']} with faces, {counts['no_face']} without, {counts['error']} errors), "
           f"{counts['faces']} faces -> {table_path(args.out, 'faces')}; "
           f"embedded now {work['embedded_now']}, done before {work['already_done']}")

@@ -62,3 +62,24 @@ def spark_submit(job: str, args: list[str], master: str, cwd, extra: list[str] =
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"spark-submit {job} failed:\n{done.stderr[-4000:]}"
     return done.stdout
+
+
+@pytest.fixture(scope="session")
+def people_folders(tmp_path_factory):
+    """The sample portraits laid out as LFW is: ROOT/person_00/person_00_0001.jpg (labels.csv);
+    a photo copied into two albums appears once."""
+    import csv
+    import hashlib
+
+    root = tmp_path_factory.mktemp("people") / "lfw"
+    seen = set()
+    with open(SAMPLES / "labels.csv") as handle:
+        for row in sorted(csv.DictReader(handle), key=lambda r: (r["person"], r["path"])):
+            content = (ARCHIVE / row["path"]).read_bytes()
+            if hashlib.sha256(content).hexdigest() in seen:
+                continue
+            seen.add(hashlib.sha256(content).hexdigest())
+            folder = root / row["person"]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{row['person']}_{len(list(folder.iterdir())) + 1:04d}.jpg").write_bytes(content)
+    return root

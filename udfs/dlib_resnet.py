@@ -35,6 +35,21 @@ def load_dlib_resnet():
             dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat")))
 
 
+# dlib's shape predictor was trained on the boxes of dlib's own HOG detector: squarer than
+# MTCNN's, from the brows down. Median offsets of the HOG box from the MTCNN box of the same face,
+# in MTCNN box widths/heights, measured on 297 LFW photos (left, top, right, bottom). Fed MTCNN's
+# box as it is, the predictor's landmarks drift: LFW dev pairs 98.77% -> 99.06% with the mapping.
+HOG_BOX_OFFSETS = (-0.101, 0.122, 0.027, -0.031)
+
+
+def dlib_box(box) -> tuple[float, float, float, float]:
+    """The box dlib's HOG detector would draw around the face MTCNN boxed."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    left, top, right, bottom = HOG_BOX_OFFSETS
+    return x1 + left * w, y1 + top * h, x2 + right * w, y2 + bottom * h
+
+
 class DlibEmbedder:
     model_id = MODEL_ID
     dimension = DIMENSION
@@ -48,7 +63,7 @@ class DlibEmbedder:
 
         # Work in a region around the face so a 60-megapixel photo costs no more than a portrait.
         height, width = pixels.shape[:2]
-        x1, y1, x2, y2 = box
+        x1, y1, x2, y2 = dlib_box(box)
         pad = 0.6 * max(x2 - x1, y2 - y1)
         left, top = int(max(0, x1 - pad)), int(max(0, y1 - pad))
         right, bottom = int(min(width, x2 + pad)), int(min(height, y2 + pad))

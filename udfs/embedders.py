@@ -11,6 +11,15 @@ from udfs import dlib_resnet, facenet
 MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.MODEL_ID}
 
 
+def model_id(embed_settings: dict) -> str:
+    """The id on the faces this embedder setting makes: the network's, or its trained head's."""
+    if embed_settings.get("head"):
+        from facecluster.triplet import load_head
+
+        return load_head(embed_settings["head"])[1]["model_id"]
+    return MODEL_IDS[embed_settings["embedder"]]
+
+
 def choose_embedder(name: str, facenet_weights: str | None) -> str:
     """'auto' -> 'facenet' when its weights are already on disk, else 'dlib'; never touches the network."""
     if name != "auto":
@@ -92,7 +101,7 @@ def worker_models(embed_settings: dict, weights_path: str | None):
     from udfs.detector import FaceDetector
 
     device = choose_device(embed_settings["device"])
-    key = (embed_settings["embedder"], weights_path, str(device), embed_settings["mixed_precision"],
+    key = (embed_settings["embedder"], weights_path, embed_settings["head"], str(device), embed_settings["mixed_precision"],
            embed_settings["max_canvas"],
            embed_settings["min_face_size"], tuple(embed_settings["detection_thresholds"]),
            embed_settings["min_det_score"])
@@ -105,6 +114,10 @@ def worker_models(embed_settings: dict, weights_path: str | None):
             mixed = embed_settings["mixed_precision"]
             embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device,
                                                mixed_precision=(device.type == "cuda") if mixed == "auto" else mixed)
+        if embed_settings["head"]:
+            from facecluster.triplet import HeadEmbedder
+
+            embedder = HeadEmbedder(embedder, _local_copy(embed_settings["head"]))
         _WORKER_MODELS.clear()  # one set of models per worker: a changed setting replaces them
         _WORKER_MODELS[key] = (detector, embedder)
     return _WORKER_MODELS[key]

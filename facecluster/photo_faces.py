@@ -1,0 +1,80 @@
+"""The main face of a few photos, without Spark: for verify, identify and the pair evaluations.
+
+The same executor code as the embed job (udfs.embed_photos) runs in this process, so a face is
+found, cut and embedded exactly as in a run. When a finished run is given, photos it already
+embedded (same bytes, same model) are taken from its `faces` table instead of embedded again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facecluster.evaluation import central_faces
+
+
+def _photo_rows(paths: list[str]) -> pd.DataFrame:
+    rows = []
+    for path in paths:
+        try:
+            content = Path(path).read_bytes()
+        except OSError as exc:
+            raise FileNotFoundError(f"cannot read photo {path}: {exc.strerror or exc}") from None
+        rows.append({"photo_id": hashlib.sha256(content).hexdigest(), "album": Path(path).parent.name,
+                     "path": str(path), "content": content})
+    return pd.DataFrame(rows, columns=["photo_id", "album", "path", "content"])
+
+
+def _from_run(run: str, photo_ids: set[str], model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    faces = pd.read_parquet(Path(run) / "faces", columns=["face_id", "photo_id", "box", "embedding", "model"])
+    faces = faces[faces["photo_id"].isin(photo_ids) & (faces["model"] == model)]
+    status = pd.read_parquet(Path(run) / "photo_status")
+    status = status[status["photo_id"].isin(photo_ids) & (status["model"] == model)]
+    return faces, status
+
+
+def embed_in_process(rows: pd.DataFrame, embed_settings: dict, weights: str | None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(faces, photo_status) of the photos in `rows`, by the executors' code in this process."""
+    from udfs.embed_photos import embed_photo_batches
+
+    settings = dict(embed_settings)
+    if settings["torch_threads"] == "auto":  # this process is the only task: all of its CPUs
+        settings["torch_threads"] = len(os.sched_getaffinity(0))
+    batch = 16
+    results = pd.concat(list(embed_photo_batches(
+        (rows.iloc[i:i + batch] for i in range(0, len(rows), batch)), settings, weights)), ignore_index=True)
+    faces = [{**face, "photo_id": r.photo_id, "face_id": f"{r.photo_id}:{face['face_index']}", "model": r.model}
+             for r in results.itertuples() for face in r.faces]
+    faces = pd.DataFrame(faces, columns=["face_id", "photo_id", "box", "embedding", "model", "face_px"])
+    return faces, results.drop(columns="faces")
+
+
+def main_faces(paths: list[str], embed_settings: dict, weights: str | None = None,
+               run: str | None = None) -> pd.DataFrame:
+    """One row per path: status (ok | no_face | error), error, n_faces and the embedding of the
+    main face (the one nearest the photo's centre, as in LFW), model."""
+    from udfs.embedders import model_id
+
+    rows = _photo_rows(paths)
+    model = model_id(embed_settings)
+    faces, status = (_from_run(run, set(rows["photo_id"]), model) if run
+                     else (pd.DataFrame(columns=["face_id", "photo_id", "box", "embedding", "model"]),
+                           pd.DataFrame(columns=["photo_id", "status", "error", "width", "height", "n_faces"])))
+    missing = rows[~rows["photo_id"].isin(status["photo_id"])].drop_duplicates("photo_id")
+    if len(missing):
+        new_faces, new_status = embed_in_process(missing, embed_settings, weights)
+        faces = pd.concat([faces, new_faces], ignore_index=True) if len(faces) else new_faces
+        status = pd.concat([status, new_status], ignore_index=True) if len(status) else new_status
+    status = status.drop_duplicates("photo_id")
+    main = central_faces(faces, status)[["photo_id", "embedding"]] if len(faces) else \
+        pd.DataFrame(columns=["photo_id", "embedding"])
+    out = rows[["path", "photo_id"]].merge(status[["photo_id", "status", "error", "n_faces"]], on="photo_id",
+                                           how="left").merge(main, on="photo_id", how="left")
+    out["model"] = model
+    out["embedding"] = [np.asarray(e, dtype=np.float32) if isinstance(e, (list, np.ndarray)) else None
+                        for e in out["embedding"]]
+    return out

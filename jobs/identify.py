@@ -1,0 +1,85 @@
+"""identify: the `faces` table + a gallery of named people -> `identities` (a name or "unknown" per face).
+
+The gallery is small (named people, a few photos each): it is embedded on the driver and
+broadcast; each executor compares its faces with every enrolled face. A face is named only when
+the identifier accepts it (nearest neighbour within the model's verification threshold, or an
+SVM probability); strangers come out "unknown" (facecluster/identification.py).
+
+    spark-submit jobs/identify.py --out OUT --gallery GALLERY_FOLDER [--method nearest|svm]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.tables import write_table
+
+IDENTITIES_SCHEMA = "face_id string, name string, probability double, distance double, model string"
+
+
+def extract_faces(spark: SparkSession, out: str) -> DataFrame:
+    return spark.read.parquet(table_path(out, "faces")).select("face_id", "embedding", "model")
+
+
+def identify_faces(faces: DataFrame, identifier, model_id: str) -> DataFrame:
+    """face_id, name ("unknown" when no enrolled person is close enough), probability, distance."""
+    shared = faces.sparkSession.sparkContext.broadcast(identifier)
+
+    def name_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = shared.value
+        for batch in batches:
+            if (batch["model"] != model_id).any():
+                wrong = batch.loc[batch["model"] != model_id, "model"].iloc[0]
+                raise ValueError(f"faces embedded by {wrong} cannot be compared with a gallery embedded by {model_id}")
+            names = model.predict(np.stack(batch["embedding"].to_numpy()).astype(np.float32)) if len(batch) else []
+            yield pd.DataFrame({"face_id": batch["face_id"], "name": names,
+                                "probability": getattr(model, "probability_", np.full(len(batch), np.nan)),
+                                "distance": getattr(model, "distance_", np.full(len(batch), np.nan)),
+                                "model": model_id})
+
+    return faces.mapInPandas(name_batches, IDENTITIES_SCHEMA)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="identify", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="output root of a run with a faces table")
+    parser.add_argument("--gallery", required=True, help="folder with one sub-folder of photos per named person")
+    parser.add_argument("--method", choices=["nearest", "svm"], default="nearest")
+    parser.add_argument("--max-distance", type=float, help="nearest: default the model's verification threshold")
+    parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
+    add_settings_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from facecluster.identification import gallery_from_folder, identifier_for
+    from jobs.embed import resolve_embedder
+
+    parser = build_parser()
+    args, settings = parse_job_arguments(parser, argv)
+    try:
+        embed_settings, weights = resolve_embedder(settings["embed"])
+        gallery, _ = gallery_from_folder(args.gallery, embed_settings, weights)
+        identifier = identifier_for(args.method, gallery.model_id, args.max_distance, args.min_probability)
+        identifier.fit(gallery.embeddings, gallery.names)
+    except (OSError, ValueError, LookupError, RuntimeError) as exc:
+        parser.exit(2, f"identify: {exc}\n")
+    spark = start_spark(settings)
+    written = write_table(identify_faces(extract_faces(spark, args.out), identifier, gallery.model_id),
+                          args.out, "identities")
+    counts = spark.read.parquet(written).groupBy("name").count().orderBy("count", ascending=False).collect()
+    print(f"{gallery.people} people enrolled from {len(gallery.names)} photos; faces named in {written}:")
+    for row in counts:
+        print(f"  {row['name']:<24} {row['count']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
