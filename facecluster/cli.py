@@ -102,8 +102,11 @@ def _evaluate_parser(sub) -> argparse.ArgumentParser:
                                                  "nearest neighbour and SVM")
     identify.add_argument("--images", required=True, help="folder of Person/photo.jpg (the folder names the person)")
     identify.add_argument("--run", help="output root of a run that embedded these photos: reuse its faces")
-    identify.add_argument("--shots", type=int, default=5, help="photos enrolled per person for the SVM comparison")
+    identify.add_argument("--shots", type=int, nargs="+", default=[2, 5],
+                          help="photos enrolled per person in the nearest-neighbour vs SVM comparisons")
     identify.add_argument("--seed", type=int, default=0)
+    identify.add_argument("--save-calibration", metavar="DIR",
+                          help="store the model's calibration with the measured open-set distances as DIR/<model>.json")
     identify.add_argument("--json", action="store_true", help="print one JSON object")
     add_settings_arguments(identify)
     return parser
@@ -191,6 +194,9 @@ def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser)
     faces = faces[faces["embedding"].notna()].drop_duplicates("photo_id")
     faces = faces.assign(person=faces["path"].map(lambda p: Path(p).parent.name))
     report = evaluate_identification(faces, calibration, shots=args.shots, seed=args.seed)
+    if args.save_calibration:
+        calibration.open_set = report["open_set"]
+        report["saved"] = str(calibration.save(args.save_calibration))
     print(json.dumps(report) if args.json else format_identification_report(report))
     return 0
 
@@ -204,8 +210,10 @@ def _identify_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=["nearest", "svm"], default="nearest",
                         help="nearest enrolled face within the verification threshold (default, one photo per "
                              "person is enough), or an SVM (several photos per person)")
-    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance "
-                                                           "(default: the model's verification threshold)")
+    parser.add_argument("--far", type=float, choices=[0.01, 0.001], default=0.01,
+                        help="nearest: the share of strangers that may be named (default 0.01); the distance "
+                             "for it was measured on strangers (facecluster evaluate identify)")
+    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance instead")
     parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
     parser.add_argument("--json", action="store_true", help="print one JSON object per face")
     add_settings_arguments(parser)
@@ -220,7 +228,7 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from facecluster.identification import gallery_from_folder, gallery_from_run, identifier_for
     from facecluster.photo_faces import _photo_rows, embed_in_process
-    from facecluster.verification import CalibrationMissing
+    from facecluster.verification import CalibrationMissing, calibration_for
 
     embed_settings, weights = _embed_settings(args, parser)
     photos = []
@@ -234,7 +242,11 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             gallery, skipped = gallery_from_folder(args.gallery, embed_settings, weights)
             for row in skipped.itertuples():
                 print(f"gallery: {row.path} left out: {row.error or 'no face found'}", file=sys.stderr)
-        identifier = identifier_for(args.method, gallery.model_id, args.max_distance, args.min_probability)
+        calibration = calibration_for(embed_settings)
+        if calibration.model_id != gallery.model_id:
+            raise ValueError(f"the gallery was embedded by {gallery.model_id}, these settings embed with "
+                             f"{calibration.model_id}: embeddings of different models are never compared")
+        identifier = identifier_for(args.method, calibration, args.max_distance, args.min_probability, args.far)
         identifier.fit(gallery.embeddings, gallery.names)
         rows = _photo_rows(photos)
     except (OSError, ValueError, CalibrationMissing) as exc:
@@ -245,7 +257,7 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                        f"{faces['model'].iloc[0]}: embeddings of different models are never compared\n")
     names = identifier.predict(np.stack(faces["embedding"].to_numpy())) if len(faces) else []
     faces = faces.assign(name=names, probability=identifier.probability_ if len(faces) else [])
-    for photo in rows.merge(status, on="photo_id").itertuples():
+    for photo in rows.merge(status.drop(columns=["path", "album"]), on="photo_id").itertuples():
         mine = faces[faces["photo_id"] == photo.photo_id]
         if photo.status == "error":
             print(json.dumps({"path": photo.path, "error": photo.error}) if args.json

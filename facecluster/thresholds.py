@@ -6,17 +6,17 @@ embeddings.
 """
 from __future__ import annotations
 
-# same_person: the verification threshold with the best accuracy on LFW dev pairs.
+# The same-person (verification) threshold is not here: it is learned from labelled pairs with
+# the probability calibration (facecluster/verification.py, facecluster/calibration/<model>.json).
 # member_radius: how far a face may sit from the centroid of the rest of its person before
 #   clustering calls it a stranger; chosen on LFW (README, Quality) as the largest radius
 #   that keeps pairwise precision >= 0.98.
 # split_distance: average-linkage distance at which one cluster is split into two people.
 MODEL_DISTANCES = {
-    # measured here: benchmarks/lfw.py, ../shared/data/lfw_pairs_dev.txt, 3508 pairs, accuracy 0.989
-    "dlib-resnet-v1": {"same_person": 0.435, "member_radius": 0.33, "split_distance": 0.42},
+    "dlib-resnet-v1": {"member_radius": 0.33, "split_distance": 0.42},
     # NOT measured here (no FaceNet weights on this machine): 1.1 is the usual VGGFace2 threshold
     # on unit vectors; the radius keeps dlib's ratio to it. Re-measure with benchmarks/lfw.py.
-    "facenet-vggface2": {"same_person": 1.10, "member_radius": 0.83, "split_distance": 1.06},
+    "facenet-vggface2": {"member_radius": 0.83, "split_distance": 1.06},
 }
 
 
@@ -31,7 +31,9 @@ def member_radius(model_id: str) -> float:
 
 
 def same_person_threshold(model_id: str) -> float:
-    return _distances(model_id)["same_person"]
+    from facecluster.verification import DistanceCalibration
+
+    return DistanceCalibration.load(model_id).threshold_
 
 
 def split_distance(model_id: str) -> float:

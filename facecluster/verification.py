@@ -99,6 +99,18 @@ class DistanceCalibration:
     n_pairs_: int = 0
     source: str = ""
     measured: dict = field(default_factory=dict)
+    # open-set identification: the nearest-face distance under which only a share `far` of
+    # strangers is named, by far ("0.01", "0.001"), with the gallery it was measured on
+    # (facecluster evaluate identify --save-calibration)
+    open_set: dict = field(default_factory=dict)
+
+    def identification_distance(self, far: float) -> float:
+        key = f"{far:g}"
+        if key not in self.open_set:
+            raise CalibrationMissing(
+                f"no open-set threshold at FAR {key} for {self.model_id} (have: {', '.join(self.open_set) or 'none'}); "
+                f"measure it with `facecluster evaluate identify --save-calibration DIR`, or pass --max-distance")
+        return float(self.open_set[key])
 
     def fit(self, distances, same) -> "DistanceCalibration":
         from sklearn.linear_model import LogisticRegression
@@ -139,7 +151,9 @@ class DistanceCalibration:
         for candidate in folders:
             path = candidate / f"{model_id}.json"
             if path.is_file():
-                return cls(**json.loads(path.read_text()))
+                saved = json.loads(path.read_text())
+                saved["open_set"] = {k: v for k, v in saved.get("open_set", {}).items()}
+                return cls(**saved)
         raise CalibrationMissing(
             f"no calibration for model {model_id!r} in {', '.join(map(str, folders))}; measure one with "
             f"`facecluster evaluate pairs PAIRS --images ROOT --save-calibration DIR` and set "

@@ -52,7 +52,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--out", required=True, help="output root of a run with a faces table")
     parser.add_argument("--gallery", required=True, help="folder with one sub-folder of photos per named person")
     parser.add_argument("--method", choices=["nearest", "svm"], default="nearest")
-    parser.add_argument("--max-distance", type=float, help="nearest: default the model's verification threshold")
+    parser.add_argument("--far", type=float, choices=[0.01, 0.001], default=0.01,
+                        help="nearest: the share of strangers that may be named")
+    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance instead")
     parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
     add_settings_arguments(parser)
     return parser
@@ -60,6 +62,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(argv: list[str] | None = None) -> int:
     from facecluster.identification import gallery_from_folder, identifier_for
+    from facecluster.verification import calibration_for
     from jobs.embed import resolve_embedder
 
     parser = build_parser()
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         embed_settings, weights = resolve_embedder(settings["embed"])
         gallery, _ = gallery_from_folder(args.gallery, embed_settings, weights)
-        identifier = identifier_for(args.method, gallery.model_id, args.max_distance, args.min_probability)
+        identifier = identifier_for(args.method, calibration_for(embed_settings), args.max_distance,
+                                    args.min_probability, args.far)
         identifier.fit(gallery.embeddings, gallery.names)
     except (OSError, ValueError, LookupError, RuntimeError) as exc:
         parser.exit(2, f"identify: {exc}\n")

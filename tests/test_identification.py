@@ -54,13 +54,15 @@ def test_evaluate_identification_on_separable_people():
     faces = pd.DataFrame({"person": [f"p{p}" for p in people],
                           "embedding": list(X / np.linalg.norm(X, axis=1, keepdims=True))})
     calibration = DistanceCalibration("toy").fit([0.1, 0.15, 0.2, 1.2, 1.3, 1.4], [1, 1, 1, 0, 0, 0])
-    report = evaluate_identification(faces, calibration, shots=3)
+    report = evaluate_identification(faces, calibration, shots=(3,))
     assert report["people_enrolled"] == 20
-    for protocol in ("one_shot", "few_shot"):
+    assert [(p["shots"], p["people"], p["probes"]) for p in report["protocols"]] == [(1, 20, 140), (3, 20, 100)]
+    assert "svm" not in report["protocols"][0] and "svm" in report["protocols"][1]
+    for protocol in report["protocols"]:
         for name in ("nearest", "svm"):
-            if name in report[protocol]:
-                assert report[protocol][name]["rank1"] == 1.0
-                assert report[protocol][name]["at"][0]["dir"] > 0.95
+            if name in protocol:
+                assert protocol[name]["rank1"] == 1.0
+                assert protocol[name]["at"][0]["dir"] > 0.95
 
 
 @pytest.mark.slow
@@ -105,4 +107,8 @@ def test_identify_job_names_the_faces_of_a_run(sample_run, people_folders, tmp_p
     named = named.merge(labels, left_on="key", right_on="path", how="left")
     enrolled = named["person"].isin(["person_00", "person_01"])
     assert (named.loc[enrolled, "name"] == named.loc[enrolled, "person"]).all()
-    assert (named.loc[~enrolled, "name"] == UNKNOWN).all()  # other people and the selfie's strangers
+    others = named["person"].notna() & ~enrolled
+    assert (named.loc[others, "name"] == UNKNOWN).all()
+    # the group selfie (no label) holds person_00 among three strangers
+    selfie = named[named["key"].str.endswith("selfie-many-people.jpg")]
+    assert sorted(selfie["name"]) == ["person_00", UNKNOWN, UNKNOWN, UNKNOWN]

@@ -85,3 +85,24 @@ def test_head_starts_as_identity_and_round_trips(tmp_path):
         model_id = "facenet-vggface2"
     with pytest.raises(ValueError, match="trained on dlib-resnet-v1"):
         HeadEmbedder(Base(), path)
+
+
+@pytest.mark.slow
+def test_train_command_saves_a_head_that_verify_then_uses(people_folders, tmp_path, capsys):
+    import json
+
+    from facecluster.cli import main
+    from tests.conftest import ARCHIVE
+
+    assert main(["train", "--images", str(people_folders), "--save", str(tmp_path / "heads"), "--embedder", "dlib",
+                 "--set", "train.steps=30", "--set", "train.people_per_batch=4",
+                 "--calibration-share", "0.4"]) == 0
+    out = capsys.readouterr().out
+    head = next((tmp_path / "heads").glob("*.pt"))
+    assert f"--set embed.head={head}" in out
+    model_id = head.stem
+    assert (tmp_path / "heads" / f"{model_id}.json").is_file()  # its own calibration, beside it
+    assert main(["verify", str(ARCHIVE / "2019_birthday" / "img44.jpg"), str(ARCHIVE / "2021_wedding" / "img43.jpg"),
+                 "--json", "--embedder", "dlib", "--set", f"embed.head={head}"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == model_id and 0.0 <= result["probability"] <= 1.0
