@@ -6,7 +6,7 @@ photo of the train people; then on the test people only, before and after the he
 - verification: 10-fold accuracy, AUC on the dev pairs whose people are all test people;
 - clustering: pairwise F of plain HDBSCAN (min_samples 2) on every LFW photo of the test people.
 
-    .venv/bin/python benchmarks/triplet.py --cache .cache/lfw_dlib2 [--steps 1000]
+    .venv/bin/python benchmarks/triplet.py --cache .cache/lfw_dlib [--steps 1000]
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def scores(X: np.ndarray, faces: pd.DataFrame, pairs, test_people: set) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", default=str(ROOT / ".cache" / "lfw_dlib2"))
+    parser.add_argument("--cache", default=str(ROOT / ".cache" / "lfw_dlib"))
     parser.add_argument("--pairs", default=str(ROOT.parent / "shared" / "data" / "lfw_pairs_dev.txt"))
     parser.add_argument("--lfw", default=str(ROOT.parent / "shared" / "data" / "lfw"))
     parser.add_argument("--steps", type=int)

@@ -11,6 +11,7 @@
     facecluster verify PHOTO_A PHOTO_B [--json]     same person? distance and calibrated probability
     facecluster identify PHOTOS --gallery G [--method nearest|svm] [--json]   who is each face, or "unknown"
     facecluster train --images FOLDER|--run OUT --save DIR   triplet-loss head on frozen embeddings
+    facecluster label --out OUT name PERSON NAME | merge PERSON OTHER | move-out FACE | not-a-face FACE
 """
 from __future__ import annotations
 
@@ -323,6 +324,35 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _label_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("label", help="name, merge, move a face out, mark not-a-face: kept by every later run")
+    parser.add_argument("--out", required=True, help="output root of a clustered run (local folder)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    name = actions.add_parser("name", help="give a person a name")
+    name.add_argument("person_id", type=int)
+    name.add_argument("name")
+    merge = actions.add_parser("merge", help="OTHER is the same person as PERSON")
+    merge.add_argument("person_id", type=int)
+    merge.add_argument("other_person_id", type=int)
+    move = actions.add_parser("move-out", help="this face is not of the person it is in")
+    move.add_argument("face_id")
+    not_face = actions.add_parser("not-a-face", help="a false detection: never cluster it")
+    not_face.add_argument("face_id")
+    return parser
+
+
+def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from facecluster.labels import LabelError, add_label
+
+    fields = {k: getattr(args, k) for k in ("person_id", "other_person_id", "face_id", "name") if hasattr(args, k)}
+    try:
+        log = add_label(args.out, args.action.replace("-", "_"), **fields)
+    except (LabelError, OSError) as exc:
+        parser.exit(2, f"facecluster label: {exc}\n")
+    print(f"{len(log)} labels in {os.path.join(args.out, 'labels.csv')}; the next `facecluster cluster` applies them")
+    return 0
+
+
 def _verify_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("verify", help="are the main faces of two photos the same person?")
     parser.add_argument("photo_a")
@@ -382,11 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser = _verify_parser(sub)
     identify_parser = _identify_parser(sub)
     train_parser = _train_parser(sub)
+    label_parser = _label_parser(sub)
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in steps:
         return steps[argv[0]].main(argv[1:])
     if argv and argv[0] == "evaluate":
         return evaluate(parser.parse_args(argv), evaluate_parser)
+    if argv and argv[0] == "label":
+        return label(parser.parse_args(argv), label_parser)
     if argv and argv[0] == "train":
         return train(parser.parse_args(argv), train_parser)
     if argv and argv[0] == "identify":

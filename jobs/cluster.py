@@ -19,8 +19,10 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from facecluster import tables
 from facecluster.clustering import NOISE, PeopleClusterer, check_one_model
-from facecluster.people import assignments_table, number_by_size, people_table
+from facecluster.labels import APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot, stable_person_ids
+from facecluster.people import assignments_table, people_table
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
 from facecluster.tables import write_table
 
@@ -30,6 +32,38 @@ def extract_faces(spark: SparkSession, out: str) -> DataFrame:
     faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "face_px", "embedding", "model")
     albums = spark.read.parquet(table_path(out, "photos")).select("photo_id", "albums")
     return faces.join(albums, "photo_id", "left").orderBy("face_id")
+
+
+def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame | None:
+    """face_id -> person_id of the last run: what person ids and labels refer to."""
+    path = table_path(out, "assignments")
+    if not tables.exists(spark, path):
+        return None
+    return spark.read.parquet(path).select("face_id", "person_id").toPandas()
+
+
+def extract_labels(spark: SparkSession, out: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """(the user's labels.csv or None, the labels_applied snapshot so far)."""
+    path, applied_path = f"{out.rstrip('/')}/labels.csv", table_path(out, "labels_applied")
+    labels = None
+    if tables.exists(spark, path):
+        labels = check_labels(spark.read.option("header", True).csv(path).toPandas(), path)
+    applied = (spark.read.parquet(applied_path).toPandas() if tables.exists(spark, applied_path)
+               else pd.DataFrame(columns=APPLIED_COLUMNS))
+    return labels, applied
+
+
+def new_label_rows(labels: pd.DataFrame | None, applied: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Face-level snapshot rows of the labels.csv lines not applied yet."""
+    first = int(applied["label_row"].max()) + 1 if len(applied) else 0
+    if first and (labels is None or len(labels) < first):
+        raise LabelError(f"labels.csv has fewer lines than the {first} already applied: it is a log, lines are "
+                         f"added, never removed (to undo a label, add one that says otherwise)")
+    if labels is None or len(labels) <= first:
+        return pd.DataFrame(columns=APPLIED_COLUMNS)
+    if previous is None:
+        raise ValueError("labels.csv refers to people of a run, but this output root has no run yet")
+    return snapshot(labels, first, previous)
 
 
 def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
@@ -45,12 +79,16 @@ def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
     return meta, matrix
 
 
-def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str
+def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str,
+                  constraints: Constraints | None = None, previous: pd.DataFrame | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """HDBSCAN over the faces large enough to recognise; the others are kept, marked
-    clustered = false, in no person."""
+    """HDBSCAN over the faces large enough to recognise; the others (and faces labelled "not a
+    face") are kept, marked clustered = false, in no person. The users' labels are obeyed and
+    person ids carried over from `previous` (facecluster/labels.py)."""
+    constraints = constraints or Constraints(pd.DataFrame(columns=APPLIED_COLUMNS))
     model = check_one_model(meta["model"])
     clustered = meta["face_px"].to_numpy(dtype=np.float64) >= cluster_settings["min_face_px"]
+    clustered &= ~meta["face_id"].isin(constraints.not_faces).to_numpy()
     labels = np.full(len(meta), NOISE, dtype=np.int64)
     probabilities = np.zeros(len(meta))
     outlier_scores = np.full(len(meta), np.nan)
@@ -59,21 +97,39 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
         labels[clustered] = clusterer.labels_
         probabilities[clustered] = clusterer.probabilities_
         outlier_scores[clustered] = clusterer.outlier_scores_
-    labels = number_by_size(labels)
-    return (assignments_table(meta["face_id"], labels, probabilities, outlier_scores, clustered, run_id),
-            people_table(meta, matrix, labels))
+    identity_label = {}
+    if constraints:
+        labels[clustered], identity_label = apply_constraints(
+            meta["face_id"].to_numpy()[clustered], labels[clustered], matrix[clustered], constraints)
+    person_ids = stable_person_ids(labels, meta["face_id"], previous)
+    people = people_table(meta, matrix, person_ids)
+    if identity_label:
+        face_of_label = {label: np.flatnonzero(labels == label)[0] for label in identity_label.values()}
+        names = {int(person_ids[face_of_label[label]]): constraints.names[identity]
+                 for identity, label in identity_label.items() if identity in constraints.names}
+        people["name"] = people["person_id"].map(names)
+    return (assignments_table(meta["face_id"], person_ids, probabilities, outlier_scores, clustered, run_id),
+            people)
 
 
 ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
                       "run_id string")
+APPLIED_SCHEMA = "label_row long, face_id string, relation string, `group` string, name string"
 PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
                  "exemplar_face_id string, centroid array<float>")
 
 
 def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    previous = extract_previous_assignments(spark, out)
+    labels, applied = extract_labels(spark, out)
+    added = new_label_rows(labels, applied, previous)  # before any work: a wrong label stops here
+    applied = pd.concat([applied, added], ignore_index=True) if len(added) else applied
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
-    assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id)
+    assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id, Constraints(applied), previous)
+    if len(added):
+        write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=APPLIED_SCHEMA),
+                    out, "labels_applied", files=1)
     write_people_tables(spark, out, assignments, people)
     return run_id
 

@@ -1,0 +1,237 @@
+"""What people fix by hand, kept across runs: names, merges, faces moved out, "not a face".
+
+Users write `OUT/labels.csv` (by hand, in the notebook with `add_label`, or with
+`facecluster label`), one action per line, in terms of the run they are looking at:
+
+    action,person_id,other_person_id,face_id,name
+    name,3,,,Alice                     person 3 is Alice
+    merge,3,7,,                        person 7 is the same person as 3
+    move_out,,,<face_id>,              this face is not of the person it was put in
+    not_a_face,,,<face_id>,            a false detection: never cluster it
+
+The next `cluster` run snapshots each new line against the assignments it was written for (the
+faces of person 3 *then*) into the `labels_applied` table, so a label keeps its meaning however
+the people move later. From the snapshot come constraints that every later clustering obeys:
+- faces confirmed together (named or merged as one person) are never split: one person holds
+  them all, and it carries the name;
+- a face moved out of a person is never put back into that person;
+- a "not a face" is left out of clustering.
+Person ids are stable across runs: each new person takes the id of the old person with whom it
+shares most faces, by an optimal one-to-one matching (Hungarian), not greedily.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from facecluster.clustering import NOISE
+
+ACTIONS = ("name", "merge", "move_out", "not_a_face")
+COLUMNS = ["action", "person_id", "other_person_id", "face_id", "name"]
+APPLIED_COLUMNS = ["label_row", "face_id", "relation", "group", "name"]
+
+
+class LabelError(ValueError):
+    pass
+
+
+def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFrame:
+    """The labels with their types checked; a wrong line stops the run before any work."""
+    missing = [c for c in COLUMNS if c not in labels.columns]
+    if missing:
+        raise LabelError(f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
+    labels = labels[COLUMNS].copy()
+    for number, row in enumerate(labels.itertuples(index=False), start=2):  # line 1 is the header
+        def need(field: str, what: str):
+            value = getattr(row, field)
+            if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+                raise LabelError(f"{source}:{number}: action {row.action!r} needs {what} ({field})")
+            return value
+
+        if row.action not in ACTIONS:
+            raise LabelError(f"{source}:{number}: unknown action {row.action!r}; one of {', '.join(ACTIONS)}")
+        if row.action == "name":
+            need("person_id", "the person")
+            need("name", "the name")
+        elif row.action == "merge":
+            need("person_id", "the person kept")
+            need("other_person_id", "the person merged into it")
+        else:
+            need("face_id", "the face")
+    for column in ("person_id", "other_person_id"):
+        try:
+            labels[column] = pd.to_numeric(labels[column], errors="raise").astype("Int64")
+        except (ValueError, TypeError):
+            raise LabelError(f"{source}: {column} must be a whole number (a person id)") from None
+    return labels.reset_index(drop=True)
+
+
+def snapshot(labels: pd.DataFrame, first_row: int, assignments: pd.DataFrame) -> pd.DataFrame:
+    """Face-level rows (APPLIED_COLUMNS) for label lines first_row.. against `assignments` (the
+    face_id -> person_id of the run the lines were written for)."""
+    faces_of = assignments[assignments["person_id"] != NOISE].groupby("person_id")["face_id"].agg(list)
+    person_of = assignments.set_index("face_id")["person_id"]
+    rows = []
+
+    def person_faces(person, line: int) -> list[str]:
+        if person not in faces_of.index:
+            raise LabelError(f"labels.csv:{line + 2}: no person {person} in the run these labels were written for")
+        return faces_of[person]
+
+    for index in range(first_row, len(labels)):
+        label = labels.iloc[index]
+        group = f"g{index}"
+        if label.action == "name":
+            rows += [(index, f, "member", group, str(label["name"])) for f in person_faces(label.person_id, index)]
+        elif label.action == "merge":
+            faces = person_faces(label.person_id, index) + person_faces(label.other_person_id, index)
+            rows += [(index, f, "member", group, None) for f in faces]
+        elif label.action == "move_out":
+            person = person_of.get(label.face_id)
+            if person is None:
+                raise LabelError(f"labels.csv:{index + 2}: no face {label.face_id} in the run")
+            if person != NOISE:  # the rest of that person is confirmed without it
+                rows += [(index, f, "member", group, None) for f in faces_of[person] if f != label.face_id]
+                rows.append((index, label.face_id, "not_member", group, None))
+        else:
+            rows.append((index, label.face_id, "not_face", None, None))
+    return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
+
+
+class Constraints:
+    """Built from the labels_applied snapshot: member (face -> identity), excluded (face ->
+    identities it must not join), not_faces, names (identity -> name)."""
+
+    def __init__(self, applied: pd.DataFrame):
+        parent: dict[str, str] = {}
+
+        def find(g):
+            while parent.setdefault(g, g) != g:
+                parent[g] = parent[parent[g]]
+                g = parent[g]
+            return g
+
+        member: dict[str, str] = {}
+        excluded: dict[str, set] = {}
+        not_faces: set[str] = set()
+        named: list[tuple[str, str]] = []
+        for row in applied.sort_values("label_row", kind="stable").itertuples(index=False):
+            if row.relation == "member":
+                if row.face_id in member:
+                    parent[find(member[row.face_id])] = find(row.group)
+                member[row.face_id] = row.group
+                if isinstance(row.name, str):
+                    named.append((row.group, row.name))
+            elif row.relation == "not_member":
+                member.pop(row.face_id, None)
+                excluded.setdefault(row.face_id, set()).add(row.group)
+            elif row.relation == "not_face":
+                member.pop(row.face_id, None)
+                not_faces.add(row.face_id)
+        self.member = {face: find(group) for face, group in member.items()}
+        self.excluded = {face: {find(g) for g in groups} for face, groups in excluded.items()}
+        self.not_faces = not_faces
+        self.names = {}
+        for group, name in named:  # a later name wins
+            self.names[find(group)] = name
+
+    def __bool__(self):
+        return bool(self.member or self.excluded or self.not_faces)
+
+
+def apply_constraints(face_ids, labels: np.ndarray, X: np.ndarray, constraints: Constraints
+                      ) -> tuple[np.ndarray, dict]:
+    """Clustering labels made to obey the constraints; returns (labels, identity -> label)."""
+    labels = np.asarray(labels).copy()
+    index = {f: i for i, f in enumerate(face_ids)}
+    members: dict[str, np.ndarray] = {}
+    for face, identity in constraints.member.items():
+        if face in index:
+            members.setdefault(identity, []).append(index[face])
+    members = {k: np.array(v) for k, v in members.items()}
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    owner: dict[int, str] = {}  # cluster label -> the identity that owns it
+    identity_label: dict[str, int] = {}
+    # Largest identities choose first; each takes a cluster no other identity took, so two
+    # confirmed people are never merged (the rest of a shared cluster stays with the first).
+    for identity, rows in sorted(members.items(), key=lambda kv: -len(kv[1])):
+        found = labels[rows][labels[rows] != NOISE]
+        choice = None
+        if len(found):
+            for label, _ in pd.Series(found).value_counts().items():
+                if int(label) not in owner:
+                    choice = int(label)
+                    break
+        if choice is None:
+            choice, next_label = next_label, next_label + 1
+        owner[choice] = identity
+        identity_label[identity] = choice
+        # Clusters made mostly of this identity's confirmed faces are this person too.
+        for label in set(found.tolist()) - {choice}:
+            in_cluster = labels == label
+            if int(label) not in owner and np.isin(np.flatnonzero(in_cluster), rows).mean() > 0.5:
+                labels[in_cluster] = choice
+        labels[rows] = choice
+    for face, identities in constraints.excluded.items():
+        i = index.get(face)
+        if i is not None and any(identity_label.get(identity) == labels[i] for identity in identities):
+            labels[i] = NOISE
+    return labels, identity_label
+
+
+def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | None) -> np.ndarray:
+    """Person ids for new cluster labels: each takes the id of the previous person it shares
+    most faces with, by an optimal one-to-one matching; the others get ids above the previous
+    run's largest, larger people first. Without a previous run: 0 = the largest person."""
+    from scipy.optimize import linear_sum_assignment
+
+    from facecluster.people import number_by_size
+
+    labels = np.asarray(labels)
+    if previous is None or previous.empty or not (previous["person_id"] != NOISE).any():
+        return number_by_size(labels)
+    old = pd.Series(np.asarray(face_ids)).map(previous.set_index("face_id")["person_id"]).fillna(NOISE)
+    old = old.to_numpy().astype(np.int64)
+    both = (labels != NOISE) & (old != NOISE)
+    result = np.full(len(labels), NOISE, dtype=np.int64)
+    mapping: dict[int, int] = {}
+    if both.any():
+        pairs = pd.DataFrame({"new": labels[both], "old": old[both]}).value_counts()
+        new_keys = sorted({n for n, _ in pairs.index})
+        old_keys = sorted({o for _, o in pairs.index})
+        overlap = np.zeros((len(new_keys), len(old_keys)))
+        row_of = {k: i for i, k in enumerate(new_keys)}
+        col_of = {k: i for i, k in enumerate(old_keys)}
+        for (n, o), count in pairs.items():
+            overlap[row_of[n], col_of[o]] = count
+        rows, cols = linear_sum_assignment(overlap, maximize=True)
+        mapping = {new_keys[r]: old_keys[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
+    next_id = int(max(previous["person_id"].max(), -1)) + 1
+    sizes = pd.Series(labels[labels != NOISE]).value_counts()
+    for label in sizes.index:  # largest first
+        if label not in mapping:
+            mapping[label] = next_id
+            next_id += 1
+    keep = labels != NOISE
+    result[keep] = pd.Series(labels[keep]).map(mapping).to_numpy()
+    return result
+
+
+def add_label(out: str, action: str, person_id: int | None = None, other_person_id: int | None = None,
+              face_id: str | None = None, name: str | None = None) -> pd.DataFrame:
+    """Append one checked line to OUT/labels.csv (a local output root); applied by the next
+    `facecluster cluster`. Returns the whole log."""
+    import csv
+    import os
+
+    row = pd.DataFrame([{"action": action, "person_id": person_id, "other_person_id": other_person_id,
+                         "face_id": face_id, "name": name}], columns=COLUMNS)
+    check_labels(row, "this label")
+    path = os.path.join(out, "labels.csv")
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as log:
+        writer = csv.writer(log)
+        if new:
+            writer.writerow(COLUMNS)
+        writer.writerow(["" if v is None else v for v in (action, person_id, other_person_id, face_id, name)])
+    return check_labels(pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None), path)

@@ -1,0 +1,128 @@
+"""Labels kept across runs: snapshot, constraints, stable person ids (by hand), and the cluster
+job obeying a user's labels on the sample run."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from facecluster.labels import (COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot,
+                                stable_person_ids)
+
+
+def labels(*rows):
+    return check_labels(pd.DataFrame([dict(zip(COLUMNS, r)) for r in rows], columns=COLUMNS))
+
+
+PREVIOUS = pd.DataFrame({"face_id": ["a", "b", "c", "d", "e", "f", "g"],
+                         "person_id": [0, 0, 0, 1, 1, -1, 2]})
+
+
+def test_check_labels_names_the_bad_line():
+    with pytest.raises(LabelError, match="labels.csv:3: unknown action 'rename'"):
+        labels(("name", 0, None, None, "Ann"), ("rename", 1, None, None, "Bo"))
+    with pytest.raises(LabelError, match="needs the name"):
+        labels(("name", 0, None, None, None))
+
+
+def test_stable_ids_follow_the_most_shared_faces_optimally():
+    # new cluster 5 = old person 1's faces plus one of person 0; new 9 = most of person 0.
+    # Greedy by cluster order would give 5 -> 0? no: optimal matching maximises total overlap.
+    faces = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    new = np.array([9, 9, 5, 5, 5, -1, 7, 7])
+    ids = stable_person_ids(new, faces, PREVIOUS)
+    assert ids.tolist() == [0, 0, 1, 1, 1, -1, 2, 2]
+    # a new person that overlaps nobody (f was noise, h is new) gets an id above the previous largest (2)
+    ids = stable_person_ids(np.array([4, 4, 4, 1, 1, 8, -1, 8]), faces, PREVIOUS)
+    assert ids.tolist() == [0, 0, 0, 1, 1, 3, -1, 3]
+
+
+def test_stable_ids_prefer_total_overlap_to_greedy():
+    # old 0 = a..c, old 1 = d..j; new A = a..g overlaps 0 by 3 and 1 by 4, new B = h..j overlaps 1 by 3.
+    # Greedy (largest overlap first) gives A -> 1 and leaves B a new id: 4 faces keep their id.
+    # The optimal matching gives A -> 0, B -> 1: 6 faces keep their id.
+    previous = pd.DataFrame({"face_id": list("abcdefghij"), "person_id": [0, 0, 0] + [1] * 7})
+    ids = stable_person_ids(np.array([5] * 7 + [6] * 3), list("abcdefghij"), previous)
+    assert ids.tolist() == [0] * 7 + [1] * 3
+
+
+def test_snapshot_and_constraints():
+    table = labels(("name", 0, None, None, "Ann"), ("merge", 0, 2, None, None),
+                   ("move_out", None, None, "b", None), ("not_a_face", None, None, "d", None))
+    applied = snapshot(table, 0, PREVIOUS)
+    constraints = Constraints(applied)
+    # a, c, g are one confirmed person named Ann; b was moved out of her; d is not a face
+    identity = constraints.member["a"]
+    assert constraints.member["c"] == constraints.member["g"] == identity and "b" not in constraints.member
+    assert constraints.names[identity] == "Ann"
+    assert constraints.excluded["b"] == {identity} and constraints.not_faces == {"d"}
+    with pytest.raises(LabelError, match="no person 9"):
+        snapshot(labels(("name", 9, None, None, "X")), 0, PREVIOUS)
+
+
+def test_apply_constraints_keeps_confirmed_faces_together_and_moved_faces_out():
+    table = labels(("merge", 0, 2, None, None), ("move_out", None, None, "b", None))
+    constraints = Constraints(snapshot(table, 0, PREVIOUS))
+    faces = np.array(["a", "b", "c", "d", "e", "f", "g"])
+    # the new clustering split a from c, put b back with a, and g alone in noise
+    new = np.array([0, 0, 1, 2, 2, -1, -1])
+    out, identity_label = apply_constraints(faces, new, np.zeros((7, 2)), constraints)
+    person = identity_label[constraints.member["a"]]
+    assert out[0] == out[2] == out[6] == person  # a, c, g together
+    assert out[1] != person  # b stays out
+    assert out[3] == out[4] != person
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_cluster_job_keeps_names_merges_and_moves(spark, sample_run, tmp_path, settings):
+    import shutil
+
+    from jobs import cluster
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    before = pd.read_parquet(out / "assignments")
+    people = pd.read_parquet(out / "people").sort_values("person_id")
+    first, second = int(people.person_id.iloc[0]), int(people.person_id.iloc[1])
+    moved = before[before.person_id == first].face_id.iloc[0]
+    noise = before[(before.person_id == -1) & before.clustered].face_id.iloc[0]
+    (out / "labels.csv").write_text(
+        "action,person_id,other_person_id,face_id,name\n"
+        f"name,{first},,,Alice\n"
+        f"merge,{first},{second},,\n"
+        f"move_out,,,{moved},\n"
+        f"not_a_face,,,{noise},\n")
+    for _ in range(2):  # the labels hold on the run that applies them and on the next one
+        cluster.cluster(spark, str(out), settings["cluster"])
+        after = pd.read_parquet(out / "assignments")
+        people_after = pd.read_parquet(out / "people")
+        alice = people_after[people_after.name == "Alice"]
+        assert len(alice) == 1 and int(alice.person_id.iloc[0]) == first  # the id stays
+        confirmed = set(before.face_id[before.person_id.isin([first, second])]) - {moved}
+        assert set(after.face_id[after.person_id == first]) == confirmed
+        assert after.set_index("face_id").person_id[moved] != first
+        row = after.set_index("face_id").loc[noise]
+        assert row.person_id == -1 and not row.clustered
+        # every other person keeps their id
+        others = before[~before.person_id.isin([first, second, -1])]
+        merged = others.merge(after, on="face_id", suffixes=("_before", "_after"))
+        assert (merged.person_id_before == merged.person_id_after).all()
+    assert len(pd.read_parquet(out / "labels_applied")) > 0
+    with open(out / "labels.csv", "a") as log:
+        log.write("name,999,,,Nobody\n")
+    with pytest.raises(ValueError, match="no person 999"):
+        cluster.cluster(spark, str(out), settings["cluster"])
+    (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\n")
+    with pytest.raises(ValueError, match="fewer lines than the 4 already applied"):
+        cluster.cluster(spark, str(out), settings["cluster"])
+
+
+def test_label_command_appends_checked_lines(tmp_path, capsys):
+    from facecluster.cli import main
+
+    assert main(["label", "--out", str(tmp_path), "name", "3", "Alice Smith"]) == 0
+    assert main(["label", "--out", str(tmp_path), "merge", "3", "7"]) == 0
+    assert main(["label", "--out", str(tmp_path), "not-a-face", "abc:0"]) == 0
+    log = pd.read_csv(tmp_path / "labels.csv", dtype=str, keep_default_na=False)
+    assert log.action.tolist() == ["name", "merge", "not_a_face"]
+    assert log.name.iloc[0] == "Alice Smith" and log.other_person_id.iloc[1] == "7" and log.face_id.iloc[2] == "abc:0"
+    assert "3 labels" in capsys.readouterr().out
