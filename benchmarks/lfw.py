@@ -84,11 +84,11 @@ CONFIGS = {  # name: PeopleClusterer arguments (dlib distances)
     "ms=2 + prune 0.33": dict(min_samples=2, max_member_distance=0.33),
     "ms=2 + split 0.42 + prune 0.33": dict(min_samples=2, split_distance=0.42, max_member_distance=0.33),
     "ms=2 + split 0.38 + prune 0.31": dict(min_samples=2, split_distance=0.38, max_member_distance=0.31),
-    "ms=2 + split 0.38 + prune 0.33 (default)": dict(min_samples=2, split_distance=0.38, max_member_distance=0.33),
-    "ms=2 + split 0.38 + prune 0.35": dict(min_samples=2, split_distance=0.38, max_member_distance=0.35),
+    "ms=2 + split 0.38 + prune 0.33": dict(min_samples=2, split_distance=0.38, max_member_distance=0.33),
+    "ms=2 + split 0.38 + prune 0.35 (default)": dict(min_samples=2, split_distance=0.38, max_member_distance=0.35),
     "ms=2 + split 0.36 + prune 0.33": dict(min_samples=2, split_distance=0.36, max_member_distance=0.33),
     "kNN-graph HDBSCAN ms=2 (plain)": dict(min_samples=2, algorithm="knn"),
-    "kNN-graph ms=2 + split 0.38 + prune 0.33": dict(min_samples=2, split_distance=0.38, max_member_distance=0.33,
+    "kNN-graph ms=2 + split 0.38 + prune 0.35": dict(min_samples=2, split_distance=0.38, max_member_distance=0.35,
                                                      algorithm="knn"),
 }
 

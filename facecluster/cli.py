@@ -11,6 +11,7 @@
     facecluster verify PHOTO_A PHOTO_B [--json]     same person? distance and calibrated probability
     facecluster identify PHOTOS --gallery G [--method nearest|svm] [--json]   who is each face, or "unknown"
     facecluster train --images FOLDER|--run OUT --save DIR   triplet-loss head on frozen embeddings
+    facecluster forget --out OUT --person ID | --photo PATH_OR_ID    remove from every table, keep out later
     facecluster label --out OUT name PERSON NAME | merge PERSON OTHER | move-out FACE | not-a-face FACE
 """
 from __future__ import annotations
@@ -399,13 +400,13 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs import cluster, embed, ingest, people
+    from jobs import cluster, embed, forget, ingest, people
 
     parser = argparse.ArgumentParser(prog="facecluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = _run_parser(sub)
-    steps = {"ingest": ingest, "embed": embed, "cluster": cluster, "people": people}
+    steps = {"ingest": ingest, "embed": embed, "cluster": cluster, "people": people, "forget": forget}
     for name, job in steps.items():
         job.build_parser(sub.add_parser(name, help=(job.__doc__ or "").strip().splitlines()[0]))
     evaluate_parser = _evaluate_parser(sub)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from facecluster.clustering import NOISE
 
-ACTIONS = ("name", "merge", "move_out", "not_a_face")
+ACTIONS = ("name", "merge", "move_out", "not_a_face", "forgotten")  # forgotten: a line `forget` blanked
 COLUMNS = ["action", "person_id", "other_person_id", "face_id", "name"]
 APPLIED_COLUMNS = ["label_row", "face_id", "relation", "group", "name"]
 
@@ -56,7 +56,7 @@ def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFra
         elif row.action == "merge":
             need("person_id", "the person kept")
             need("other_person_id", "the person merged into it")
-        else:
+        elif row.action != "forgotten":
             need("face_id", "the face")
     for column in ("person_id", "other_person_id"):
         try:
@@ -93,7 +93,7 @@ def snapshot(labels: pd.DataFrame, first_row: int, assignments: pd.DataFrame) ->
             if person != NOISE:  # the rest of that person is confirmed without it
                 rows += [(index, f, "member", group, None) for f in faces_of[person] if f != label.face_id]
                 rows.append((index, label.face_id, "not_member", group, None))
-        else:
+        elif label.action == "not_a_face":
             rows.append((index, label.face_id, "not_face", None, None))
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
 

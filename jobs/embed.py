@@ -135,7 +135,9 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     # starts Python workers of its own.)
     results = current_results(done if done is not None else spark.createDataFrame([], RESULT_SCHEMA), photos)
     results = results.persist(StorageLevel.MEMORY_AND_DISK)  # read, deduplicated and joined once for both tables
-    tables.write_table(faces_table(results), out, "faces")
+    from jobs.forget import drop_forgotten, extract_forgotten
+
+    tables.write_table(drop_forgotten(faces_table(results), extract_forgotten(spark, out), "face_id"), out, "faces")
     tables.write_table(photo_status_table(results), out, "photo_status")
     results.unpersist()
     return {"embedded_now": n_todo, "already_done": n_photos - n_todo,

@@ -78,7 +78,10 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
              else album_from_path(extract_photo_files(spark, source), source))
     # Range-partitioned and sorted by photo_id, so that embed's rounds (ranges of photo_id)
     # read only the files of their range; adaptive execution sizes the files (~64 MB).
-    photos = photos_table(files).repartitionByRange(INGEST_RANGES, "photo_id").sortWithinPartitions("photo_id")
+    from jobs.forget import drop_forgotten, extract_forgotten
+
+    photos = drop_forgotten(photos_table(files), extract_forgotten(spark, out), "photo_id")
+    photos = photos.repartitionByRange(INGEST_RANGES, "photo_id").sortWithinPartitions("photo_id")
     return spark.read.parquet(write_table(photos, out, "photos"))
 
 
