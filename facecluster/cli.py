@@ -12,6 +12,7 @@
     facecluster identify PHOTOS --gallery G [--method nearest|svm] [--json]   who is each face, or "unknown"
     facecluster train --images FOLDER|--run OUT --save DIR   triplet-loss head on frozen embeddings
     facecluster forget --out OUT --person ID | --photo PATH_OR_ID    remove from every table, keep out later
+    facecluster report OUT [--to FILE]     a static gallery page (HTML) of the people
     facecluster label --out OUT name PERSON NAME | merge PERSON OTHER | move-out FACE | not-a-face FACE
 """
 from __future__ import annotations
@@ -354,6 +355,24 @@ def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _report_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("report", help="a self-contained gallery page (HTML) of the people of a run")
+    parser.add_argument("out", help="output root of a clustered run")
+    parser.add_argument("--to", help="where to write the page (default OUT/report/index.html)")
+    return parser
+
+
+def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from facecluster.report import write_report
+
+    try:
+        path = write_report(args.out, args.to)
+    except (OSError, KeyError) as exc:
+        parser.exit(2, f"facecluster report: {args.out} is not a clustered run ({exc})\n")
+    print(f"gallery page: {path}")
+    return 0
+
+
 def _verify_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("verify", help="are the main faces of two photos the same person?")
     parser.add_argument("photo_a")
@@ -414,11 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     identify_parser = _identify_parser(sub)
     train_parser = _train_parser(sub)
     label_parser = _label_parser(sub)
+    report_parser = _report_parser(sub)
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in steps:
         return steps[argv[0]].main(argv[1:])
     if argv and argv[0] == "evaluate":
         return evaluate(parser.parse_args(argv), evaluate_parser)
+    if argv and argv[0] == "report":
+        return report(parser.parse_args(argv), report_parser)
     if argv and argv[0] == "label":
         return label(parser.parse_args(argv), label_parser)
     if argv and argv[0] == "train":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -49,5 +50,117 @@ def face_grid(run: dict[str, pd.DataFrame], max_people: int = 12, faces_per_pers
                                loc="left", fontsize=8)
         for col, face in enumerate(theirs.itertuples()):
             axes[row, col].imshow(Image.open(io.BytesIO(face.thumb)))
+    figure.tight_layout()
+    return figure
+
+
+def people_in_several_albums(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """People seen in more than one album, most albums first: the cross-album answer."""
+    people = run["people"]
+    several = people[people["n_albums"] > 1].sort_values(["n_albums", "n_faces"], ascending=False)
+    return several[["person_id", "name", "n_faces", "n_photos", "n_albums", "albums"]].reset_index(drop=True)
+
+
+def close_people(centroids: np.ndarray, neighbours: int = 5) -> list[tuple[int, int, float]]:
+    """(i, j, distance) for each person and their nearest other people, each pair once, nearest
+    first; a kNN search, so a million people cost no N x N matrix."""
+    from facecluster.knn_hdbscan import KnnIndex
+
+    if len(centroids) < 2:
+        return []
+    distances, found = KnnIndex(centroids, exact=True).search(np.arange(len(centroids)), neighbours)
+    pairs = {}
+    for i in range(len(centroids)):
+        for distance, j in zip(distances[i], found[i]):
+            key = (min(i, int(j)), max(i, int(j)))
+            pairs[key] = float(distance)
+    return sorted(((i, j, d) for (i, j), d in pairs.items()), key=lambda p: p[2])
+
+
+def merge_suggestions(run: dict[str, pd.DataFrame], top: int = 20, max_distance: float | None = None) -> pd.DataFrame:
+    """Pairs of people whose centroids are close, nearest first: perhaps one person split in two
+    (across albums, or by pose and age). `cross_album` marks pairs seen in different albums only,
+    the usual case of one person filed twice. max_distance None: the model's verification threshold."""
+    if max_distance is None:
+        from facecluster.verification import DistanceCalibration
+
+        max_distance = DistanceCalibration.load(run["faces"]["model"].iloc[0]).threshold_
+    people = run["people"].reset_index(drop=True)
+    if len(people) < 2:
+        return pd.DataFrame(columns=["person_a", "person_b", "distance", "cross_album", "albums_a", "albums_b"])
+    pairs = close_people(np.stack(people["centroid"].to_numpy()).astype(np.float32), neighbours=5)
+    rows = []
+    for i, j, distance in pairs[:top]:
+        if distance > max_distance:
+            break
+        a, b = people.iloc[i], people.iloc[j]
+        rows.append({"person_a": int(a.person_id), "person_b": int(b.person_id), "distance": float(distance),
+                     "cross_album": not set(a.albums) & set(b.albums),
+                     "albums_a": list(a.albums), "albums_b": list(b.albums)})
+    return pd.DataFrame(rows, columns=["person_a", "person_b", "distance", "cross_album", "albums_a", "albums_b"])
+
+
+def people_sizes(run: dict[str, pd.DataFrame]):
+    """A histogram of people by number of faces (the long tail of an archive)."""
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(6, 3))
+    sizes = run["people"]["n_faces"]
+    ax.hist(sizes, bins=range(1, int(sizes.max() if len(sizes) else 1) + 2), color="#4477aa", edgecolor="white")
+    ax.set(xlabel="faces of the person", ylabel="people", title=f"{len(sizes)} people")
+    figure.tight_layout()
+    return figure
+
+
+def suggestion_grids(run: dict[str, pd.DataFrame], suggestions: pd.DataFrame, faces_per_person: int = 5):
+    """One row per suggestion: the faces of both people side by side."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    faces = faces_of_people(run)
+    rows = max(1, len(suggestions))
+    figure, axes = plt.subplots(rows, 2 * faces_per_person + 1, figsize=(1.2 * (2 * faces_per_person + 1), 1.4 * rows),
+                                squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, pair in enumerate(suggestions.itertuples()):
+        for side, person in enumerate((pair.person_a, pair.person_b)):
+            theirs = faces[faces["person_id"] == person].head(faces_per_person)
+            offset = side * (faces_per_person + 1)
+            axes[row, offset].set_title(f"person {person}" + (f"  (distance {pair.distance:.2f})" if side == 0 else ""),
+                                        loc="left", fontsize=8)
+            for col, face in enumerate(theirs.itertuples()):
+                axes[row, offset + col].imshow(Image.open(io.BytesIO(face.thumb)))
+    figure.tight_layout()
+    return figure
+
+
+def face_map(run: dict[str, pd.DataFrame], seed: int = 0):
+    """Every face on a 2-D map (t-SNE of the embeddings; PCA above 5,000 faces), coloured by person."""
+    import matplotlib.pyplot as plt
+
+    faces = run["faces"].merge(run["assignments"][["face_id", "person_id"]], on="face_id")
+    X = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
+    if len(X) > 5000 or len(X) < 5:
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2, random_state=seed).fit_transform(X) if len(X) >= 2 else np.zeros((len(X), 2))
+        how = "PCA"
+    else:
+        from sklearn.manifold import TSNE
+
+        points = TSNE(n_components=2, perplexity=min(30, len(X) - 1) / 2, random_state=seed, init="pca").fit_transform(X)
+        how = "t-SNE"
+    figure, ax = plt.subplots(figsize=(6, 5))
+    noise = faces["person_id"].to_numpy() == -1
+    ax.scatter(points[noise, 0], points[noise, 1], c="lightgrey", s=14, label="not grouped")
+    scatter = ax.scatter(points[~noise, 0], points[~noise, 1], c=faces["person_id"].to_numpy()[~noise], cmap="tab20",
+                         s=22)
+    for person, rows in faces[~noise].groupby("person_id").groups.items():
+        centre = points[np.asarray(list(rows))].mean(axis=0)
+        ax.annotate(str(person), centre, fontsize=8, weight="bold")
+    ax.set(title=f"faces by person ({how} of the embeddings)", xticks=[], yticks=[])
+    ax.legend(loc="best", fontsize=7)
+    del scatter
     figure.tight_layout()
     return figure

@@ -137,6 +137,8 @@ RULES: dict[str, Rule] = {
     "train.faces_per_person": Rule(_int_at_least(2), "K: faces of each person in a batch"),
     "train.steps": Rule(_int_at_least(1), "optimiser steps"),
     "train.learning_rate": Rule(_number_between(1e-7, 1.0), "Adam learning rate"),
+    "cluster.mode": Rule(_choice("incremental", "full"), "incremental: the last run's people keep their faces, "
+                         "new faces join them or make new people; full: cluster every face again (labels kept)"),
     "cluster.algorithm": Rule(_choice("auto", "exact", "knn"), "exact: the hdbscan library; knn: HDBSCAN on a "
                               "k-nearest-neighbour graph (millions of faces); auto: exact up to 20,000 faces"),
     "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "

@@ -39,7 +39,7 @@ def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame 
     path = table_path(out, "assignments")
     if not tables.exists(spark, path):
         return None
-    return spark.read.parquet(path).select("face_id", "person_id").toPandas()
+    return spark.read.parquet(path).select("face_id", "person_id", "probability", "outlier_score").toPandas()
 
 
 def extract_labels(spark: SparkSession, out: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
@@ -92,7 +92,11 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
     labels = np.full(len(meta), NOISE, dtype=np.int64)
     probabilities = np.zeros(len(meta))
     outlier_scores = np.full(len(meta), np.nan)
-    if model and clustered.any():
+    incremental = (cluster_settings["mode"] == "incremental" and previous is not None
+                   and (previous["person_id"] != NOISE).any())
+    if model and clustered.any() and incremental:
+        labels, probabilities, outlier_scores = add_to_people(meta, matrix, clustered, previous, cluster_settings, model)
+    elif model and clustered.any():
         clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[clustered])
         labels[clustered] = clusterer.labels_
         probabilities[clustered] = clusterer.probabilities_
@@ -110,6 +114,57 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
         people["name"] = people["person_id"].map(names)
     return (assignments_table(meta["face_id"], person_ids, probabilities, outlier_scores, clustered, run_id),
             people)
+
+
+def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray, previous: pd.DataFrame,
+                  cluster_settings: dict, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An incremental run: the people of the last run keep their faces; each new face joins the
+    person of its nearest grouped face when that face is within the model's open-set distance
+    (the distance at which 1% of strangers would be taken for someone: facecluster identify's
+    rule, so a newcomer is not filed under a look-alike); the new faces left over are clustered
+    with the faces that were not grouped before, and make new people.
+
+    Nearest face rather than HDBSCAN's approximate_predict: that needs the fitted exact model
+    kept between runs (the kNN-graph algorithm has none), and it can never start a new person,
+    which is what most faces of a new album are."""
+    from facecluster.knn_hdbscan import KnnIndex
+    from facecluster.thresholds import member_radius
+    from facecluster.verification import CalibrationMissing, DistanceCalibration
+
+    try:
+        calibration = DistanceCalibration.load(model)
+        radius = calibration.identification_distance(0.01)
+    except CalibrationMissing:  # not measured for this model: its clustering radius, a looser rule
+        calibration, radius = None, member_radius(model)
+    before = previous.set_index("face_id")
+    old = meta["face_id"].map(before["person_id"])
+    labels = np.full(len(meta), NOISE, dtype=np.int64)
+    probabilities = np.zeros(len(meta))
+    outlier_scores = np.full(len(meta), np.nan)
+    grouped = (clustered & old.notna() & (old.fillna(NOISE) != NOISE)).to_numpy()
+    labels[grouped] = old[grouped].astype(np.int64)
+    probabilities[grouped] = meta["face_id"][grouped].map(before["probability"]).to_numpy()
+    outlier_scores[grouped] = meta["face_id"][grouped].map(before["outlier_score"]).to_numpy()
+    new = (clustered & old.isna()).to_numpy()
+    if new.any() and grouped.any():
+        rows = np.flatnonzero(grouped)
+        index = KnnIndex(matrix[rows], exact=True)
+        squared, nearest = index.index.search(matrix[new], 1)
+        distance = np.sqrt(np.clip(squared[:, 0], 0, None))
+        joins = distance <= radius
+        new_rows = np.flatnonzero(new)
+        labels[new_rows[joins]] = labels[rows[nearest[joins, 0]]]
+        probabilities[new_rows[joins]] = (calibration.predict_proba(distance[joins]) if calibration is not None
+                                          else 1.0)
+    leftover = clustered & (labels == NOISE)
+    if leftover.sum() >= 2:
+        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[leftover])
+        found = clusterer.labels_
+        start = int(max(labels.max(), previous["person_id"].max())) + 1
+        labels[leftover] = np.where(found == NOISE, NOISE, found + start)
+        probabilities[leftover] = clusterer.probabilities_
+        outlier_scores[leftover] = clusterer.outlier_scores_
+    return labels, probabilities, outlier_scores
 
 
 ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "

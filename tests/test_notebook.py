@@ -20,7 +20,13 @@ def test_inspect_notebook_runs_on_the_sample_run(sample_run, tmp_path, monkeypat
     assert not [o for o in outputs if o.output_type == "error"]
     images = [base64.b64decode(o["data"]["image/png"]) for o in outputs if "image/png" in o.get("data", {})]
     assert images and images[0][:8] == b"\x89PNG\r\n\x1a\n" and len(images[0]) > 20_000  # a grid of faces
-    (tmp_path / "people.png").write_bytes(images[0])
+    # faces grid, people sizes, the merge suggestions side by side (person 0 and 1 are close), the map
+    assert len(images) >= 4 and all(image[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    for number, image in enumerate(images):
+        (tmp_path / f"figure_{number}.png").write_bytes(image)
+    if os.environ.get("FACECLUSTER_KEEP_FIGURES"):  # how docs/notebook_*.png were made
+        for number, image in enumerate(images):
+            (ROOT / "docs" / f"notebook_{number}.png").write_bytes(image)
     tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("2019_birthday" in t and "2023_holiday" in t for t in tables)  # the person x album matrix
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
