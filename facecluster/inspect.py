@@ -80,11 +80,12 @@ def close_people(centroids: np.ndarray, neighbours: int = 5) -> list[tuple[int, 
 def merge_suggestions(run: dict[str, pd.DataFrame], top: int = 20, max_distance: float | None = None) -> pd.DataFrame:
     """Pairs of people whose centroids are close, nearest first: perhaps one person split in two
     (across albums, or by pose and age). `cross_album` marks pairs seen in different albums only,
-    the usual case of one person filed twice. max_distance None: the model's verification threshold."""
+    the usual case of one person filed twice. max_distance None: the model's measured
+    suggestion distance (facecluster/thresholds.py)."""
     if max_distance is None:
-        from facecluster.verification import DistanceCalibration
+        from facecluster.thresholds import suggest_merge_distance
 
-        max_distance = DistanceCalibration.load(run["faces"]["model"].iloc[0]).threshold_
+        max_distance = suggest_merge_distance(run["faces"]["model"].iloc[0])
     people = run["people"].reset_index(drop=True)
     if len(people) < 2:
         return pd.DataFrame(columns=["person_a", "person_b", "distance", "cross_album", "albums_a", "albums_b"])

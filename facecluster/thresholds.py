@@ -13,11 +13,13 @@ from __future__ import annotations
 #   precision 0.998 / 0.997, F 0.985 / 0.986); 0.35 keeps the sample archive's people whole
 #   (its photos span years: recall 0.96 against 0.86 at 0.33).
 # split_distance: average-linkage distance at which one cluster is split into two people.
+# suggest_merge: centroid distance under which two people are suggested as perhaps one;
+#   benchmarks/suggestions.py (LFW in 4 albums clustered apart): precision 0.945, recall 0.953.
 MODEL_DISTANCES = {
-    "dlib-resnet-v1": {"member_radius": 0.35, "split_distance": 0.38},
+    "dlib-resnet-v1": {"member_radius": 0.35, "split_distance": 0.38, "suggest_merge": 0.24},
     # NOT measured here (no FaceNet weights on this machine): 1.1 is the usual VGGFace2 threshold
     # on unit vectors; the radius keeps dlib's ratio to it. Re-measure with benchmarks/lfw.py.
-    "facenet-vggface2": {"member_radius": 0.83, "split_distance": 1.06},
+    "facenet-vggface2": {"member_radius": 0.83, "split_distance": 1.06, "suggest_merge": 0.61},
 }
 
 
@@ -39,3 +41,7 @@ def same_person_threshold(model_id: str) -> float:
 
 def split_distance(model_id: str) -> float:
     return _distances(model_id)["split_distance"]
+
+
+def suggest_merge_distance(model_id: str) -> float:
+    return _distances(model_id)["suggest_merge"]

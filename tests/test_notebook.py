@@ -20,8 +20,8 @@ def test_inspect_notebook_runs_on_the_sample_run(sample_run, tmp_path, monkeypat
     assert not [o for o in outputs if o.output_type == "error"]
     images = [base64.b64decode(o["data"]["image/png"]) for o in outputs if "image/png" in o.get("data", {})]
     assert images and images[0][:8] == b"\x89PNG\r\n\x1a\n" and len(images[0]) > 20_000  # a grid of faces
-    # faces grid, people sizes, the merge suggestions side by side (person 0 and 1 are close), the map
-    assert len(images) >= 4 and all(image[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    # faces grid, people sizes, the map (and the merge suggestions side by side when there are any)
+    assert len(images) >= 3 and all(image[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     for number, image in enumerate(images):
         (tmp_path / f"figure_{number}.png").write_bytes(image)
     if os.environ.get("FACECLUSTER_KEEP_FIGURES"):  # how docs/notebook_*.png were made
