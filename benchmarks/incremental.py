@@ -31,10 +31,17 @@ sys.path.insert(0, str(ROOT))
 from facecluster.evaluation import evaluate_run, format_report, lfw_subset  # noqa: E402
 
 
+STEPS: dict[str, str] = {}  # run -> its "time:" line (seconds per step)
+
+
 def facecluster(*args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([str(ROOT / ".venv" / "bin" / "facecluster"), *args], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "facecluster"), *args], check=True, stdout=subprocess.PIPE,
+                          text=True)
+    seconds = time.perf_counter() - started
+    STEPS[" ".join(args[:2])] = next((line.strip() for line in done.stdout.splitlines()
+                                      if line.strip().startswith("time:")), "")
+    return seconds
 
 
 def main() -> None:
@@ -83,6 +90,9 @@ def main() -> None:
     print(f"full run over all 5 albums (fresh):   {t_full:6.1f} s")
     print(f"incremental / full:                   {t_incremental / t_full:6.3f}")
     print(f"full re-cluster of the incremental root: {t_recluster:.1f} s (one Spark application)")
+    for run, steps in STEPS.items():
+        if steps:
+            print(f"  {run}: {steps}")
     print(format_report("incremental run        ", incremental))
     print(format_report("full re-cluster        ", full_recluster))
     print(format_report("fresh full run         ", full))

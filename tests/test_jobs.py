@@ -28,6 +28,38 @@ def test_photos_are_keyed_by_content_and_keep_every_album(spark, tmp_path):
     assert photos[hashlib.sha256(b"loose").hexdigest()]["album"] == ""
 
 
+def test_ingest_reads_only_new_and_changed_files(spark, tmp_path):
+    import os
+
+    from jobs.ingest import ingest
+
+    archive, out = tmp_path / "archive", tmp_path / "out"
+    (archive / "a").mkdir(parents=True)
+    for name, content in [("1.jpg", b"first photo"), ("2.jpg", b"second photo"), ("empty.jpg", b"")]:
+        (archive / "a" / name).write_bytes(content)
+    first = {r.photo_id: r for r in ingest(spark, str(archive), str(out)).collect()}
+    assert len(first) == 3
+    # A file whose bytes change while its size and time stay the same is not read again: proof
+    # that known files are taken from the last ingest, not re-read.
+    stat = os.stat(archive / "a" / "1.jpg")
+    (archive / "a" / "1.jpg").write_bytes(b"FIRST PHOTO")
+    os.utime(archive / "a" / "1.jpg", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (archive / "b").mkdir()
+    (archive / "b" / "3.jpg").write_bytes(b"third photo")
+    (archive / "b" / "copy.jpg").write_bytes(b"second photo")  # a known photo in a new album
+    os.remove(archive / "a" / "empty.jpg")
+    second = {r.photo_id: r for r in ingest(spark, str(archive), str(out)).collect()}
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    assert set(second) == {sha(b"first photo"), sha(b"second photo"), sha(b"third photo")}
+    assert bytes(second[sha(b"first photo")].content) == b"first photo"  # kept from the last photos table
+    assert second[sha(b"second photo")].albums == ["a", "b"]
+    assert bytes(second[sha(b"third photo")].content) == b"third photo" and second[sha(b"third photo")].n_bytes == 11
+    # a changed file (new size) is read again
+    (archive / "a" / "1.jpg").write_bytes(b"a longer first photo")
+    third = {r.photo_id for r in ingest(spark, str(archive), str(out)).collect()}
+    assert sha(b"a longer first photo") in third and sha(b"first photo") not in third
+
+
 def test_results_split_into_faces_and_photo_status(spark):
     face = {"face_index": 0, "box": [1.0, 2.0, 30.0, 40.0], "landmarks": [[5.0, 6.0]] * 5, "det_score": 0.99,
             "face_px": 29.0, "embedding": [0.6, 0.8], "thumb": bytearray(b"jpg")}
