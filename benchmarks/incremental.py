@@ -39,7 +39,7 @@ def facecluster(*args: str) -> float:
     done = subprocess.run([str(ROOT / ".venv" / "bin" / "facecluster"), *args], check=True, stdout=subprocess.PIPE,
                           text=True)
     seconds = time.perf_counter() - started
-    STEPS[" ".join(args[:2])] = next((line.strip() for line in done.stdout.splitlines()
+    STEPS[f"{len(STEPS) + 1}. {args[0]} {Path(args[1]).name}"] = next((line.strip() for line in done.stdout.splitlines()
                                       if line.strip().startswith("time:")), "")
     return seconds
 

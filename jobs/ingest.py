@@ -26,7 +26,8 @@ from facecluster.tables import write_table
 FILES = "photo_files"  # path, album, length, modified, photo_id: what the last ingest read
 
 PHOTO_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif")
-INGEST_RANGES = 200  # upper bound; adaptive query execution merges small ranges
+INGEST_RANGES = 200  # ranges of a Parquet source, whose size is not known before reading it
+BYTES_PER_RANGE = 64 << 20  # a folder's ranges: ~64 MB files, so a small archive is not 200 tiny tasks
 
 _PHOTO_NAME = r"(?i)\.(" + "|".join(PHOTO_EXTENSIONS) + r")$"
 
@@ -131,15 +132,17 @@ def incremental_photos(spark: SparkSession, root: str, out: str) -> tuple[DataFr
 def ingest(spark: SparkSession, source: str, out: str, source_format: str = "folder") -> DataFrame:
     from jobs.forget import drop_forgotten, extract_forgotten
 
-    listed = None
+    listed, ranges = None, INGEST_RANGES
     if source_format == "parquet":
         photos = photos_table(extract_photo_table(spark, source))
     else:
         photos, listed = incremental_photos(spark, source, out)
+        total = listed.agg(F.sum("length")).first()[0] or 0
+        ranges = max(1, -(-total // BYTES_PER_RANGE))
     photos = drop_forgotten(photos, extract_forgotten(spark, out), "photo_id")
     # Range-partitioned and sorted by photo_id, so that embed's rounds (ranges of photo_id)
-    # read only the files of their range; adaptive execution sizes the files (~64 MB).
-    photos = photos.repartitionByRange(INGEST_RANGES, "photo_id").sortWithinPartitions("photo_id")
+    # read only the files of their range.
+    photos = photos.repartitionByRange(ranges, "photo_id").sortWithinPartitions("photo_id")
     written = spark.read.parquet(write_table(photos, out, "photos"))
     if listed is not None:
         files = (written.select("photo_id", F.explode("paths").alias("path"))
