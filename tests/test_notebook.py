@@ -24,9 +24,10 @@ def test_inspect_notebook_runs_on_the_sample_run(sample_run, tmp_path, monkeypat
     assert len(images) >= 3 and all(image[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     for number, image in enumerate(images):
         (tmp_path / f"figure_{number}.png").write_bytes(image)
-    if os.environ.get("FACECLUSTER_KEEP_FIGURES"):  # how docs/notebook_*.png were made
-        for number, image in enumerate(images):
-            (ROOT / "docs" / f"notebook_{number}.png").write_bytes(image)
+    if os.environ.get("FACECLUSTER_KEEP_FIGURES"):  # how docs/sample_people.png and notebook_*.png were made
+        names = ["sample_people.png", "notebook_sizes.png"] + [f"notebook_{n}.png" for n in range(2, len(images) - 1)]
+        for name, image in zip(names + ["notebook_map.png"], images[:len(names)] + images[-1:]):
+            (ROOT / "docs" / name).write_bytes(image)
     tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("2019_birthday" in t and "2023_holiday" in t for t in tables)  # the person x album matrix
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
