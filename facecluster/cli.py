@@ -205,19 +205,14 @@ def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 
 def _identify_parser(sub) -> argparse.ArgumentParser:
+    from facecluster.identification import add_identifier_arguments
+
     parser = sub.add_parser("identify", help="name every face in some photos from a gallery, or \"unknown\"")
     parser.add_argument("photos", nargs="+", help="photos, or folders of photos")
     parser.add_argument("--gallery", required=True,
                         help="folder with one sub-folder of photos per named person, or run:OUT for the "
                              "people named in a run")
-    parser.add_argument("--method", choices=["nearest", "svm"], default="nearest",
-                        help="nearest enrolled face within the verification threshold (default, one photo per "
-                             "person is enough), or an SVM (several photos per person)")
-    parser.add_argument("--far", type=float, choices=[0.01, 0.001], default=0.01,
-                        help="nearest: the share of strangers that may be named (default 0.01); the distance "
-                             "for it was measured on strangers (facecluster evaluate identify)")
-    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance instead")
-    parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
+    add_identifier_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per face")
     add_settings_arguments(parser)
     return parser

@@ -47,15 +47,13 @@ def identify_faces(faces: DataFrame, identifier, model_id: str) -> DataFrame:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    from facecluster.identification import add_identifier_arguments
+
     parser = parser or argparse.ArgumentParser(prog="identify", description=__doc__,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output root of a run with a faces table")
     parser.add_argument("--gallery", required=True, help="folder with one sub-folder of photos per named person")
-    parser.add_argument("--method", choices=["nearest", "svm"], default="nearest")
-    parser.add_argument("--far", type=float, choices=[0.01, 0.001], default=0.01,
-                        help="nearest: the share of strangers that may be named")
-    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance instead")
-    parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
+    add_identifier_arguments(parser)
     add_settings_arguments(parser)
     return parser
 
