@@ -275,40 +275,68 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("train", help="train a head on frozen embeddings with the triplet loss")
+    parser = sub.add_parser("train", help="triplet-loss training: a head on frozen embeddings, or (GPU) FaceNet itself")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="folder with one sub-folder of photos per person")
-    source.add_argument("--run", help="output root of a run whose people have names")
-    parser.add_argument("--save", required=True, help="folder for the head (<model id>.pt) and its calibration")
+    source.add_argument("--run", help="output root of a run whose people have names (head only)")
+    parser.add_argument("--save", required=True, help="folder for the result (<model id>.pt) and its calibration")
+    parser.add_argument("--finetune", action="store_true",
+                        help="fine-tune InceptionResnetV1 itself (embedder facenet; meant for a GPU) instead of "
+                             "training a head on frozen embeddings")
     parser.add_argument("--calibration-share", type=float, default=0.2,
-                        help="share of people held out of training to calibrate the head's distances")
+                        help="share of people held out of training to calibrate the new distances")
     add_settings_arguments(parser)
     return parser
 
 
 def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
     import numpy as np
 
-    from facecluster.identification import gallery_from_folder, gallery_from_run
-    from facecluster.triplet import TripletTrainer, apply_head, save_head
     from facecluster.verification import DistanceCalibration, labelled_pair_distances
 
     embed_settings, weights = _embed_settings(args, parser)
     if embed_settings["head"]:
         parser.exit(2, "facecluster train: trains on the embedder's own embeddings; unset embed.head\n")
-    train_settings = settings_from(args)["train"]
+    if args.finetune and (embed_settings["embedder"] != "facenet" or args.run):
+        parser.exit(2, "facecluster train --finetune: needs --embedder facenet (and its weights) and --images\n")
+    settings = settings_from(args)["train"]
+    head_settings = {k: settings[k] for k in ("margin", "mining", "people_per_batch", "faces_per_person", "steps",
+                                              "learning_rate")}
     try:
-        gallery = (gallery_from_run(args.run) if args.run else
-                   gallery_from_folder(args.images, embed_settings, weights)[0])
-        people = np.array(sorted(set(gallery.names)))
+        if args.finetune:
+            from facecluster.finetune import FacenetFinetuner, face_chips, save_finetuned
+            from udfs.embedders import choose_device
+
+            photos = sorted(str(p) for p in Path(args.images).glob("*/*") if p.is_file())
+            chips, owners = face_chips(photos, embed_settings)
+            inputs, names = chips, np.array([Path(photos[i]).parent.name for i in owners])
+        else:
+            from facecluster.identification import gallery_from_folder, gallery_from_run
+            from facecluster.triplet import TripletTrainer, apply_head, save_head
+
+            gallery = (gallery_from_run(args.run) if args.run else
+                       gallery_from_folder(args.images, embed_settings, weights)[0])
+            inputs, names = gallery.embeddings, gallery.names
+        people = np.array(sorted(set(names)))
         rng = np.random.default_rng(0)
         held_out = set(rng.choice(people, size=max(2, int(round(args.calibration_share * len(people)))),
                                   replace=False))
-        learn = ~np.isin(gallery.names, list(held_out))
-        trainer = TripletTrainer(**train_settings).fit(gallery.embeddings[learn], gallery.names[learn])
-        check = apply_head(trainer.head_, gallery.embeddings[~learn])
-        distances, same = labelled_pair_distances(check, gallery.names[~learn])
-        model_id, path = save_head(trainer.head_, gallery.model_id, args.save, train_settings)
+        learn = ~np.isin(names, list(held_out))
+        if args.finetune:
+            tuner = FacenetFinetuner(Path(weights) if weights else None, choose_device(embed_settings["device"]),
+                                     **{**head_settings, "learning_rate": settings["finetune_learning_rate"]},
+                                     layers=settings["finetune_layers"]).fit(inputs[learn], names[learn])
+            check = tuner.embed(inputs[~learn])
+            model_id, path = save_finetuned(tuner.model_, args.save, settings)
+            use = f"--embedder facenet --set embed.facenet_weights={path}"
+        else:
+            trainer = TripletTrainer(**head_settings).fit(inputs[learn], names[learn])
+            check = apply_head(trainer.head_, inputs[~learn])
+            model_id, path = save_head(trainer.head_, gallery.model_id, args.save, head_settings)
+            use = f"--set embed.head={path}"
+        distances, same = labelled_pair_distances(check, names[~learn])
         calibration = DistanceCalibration(model_id).fit(distances, same)
     except (OSError, ValueError) as exc:
         parser.exit(2, f"facecluster train: {exc}\n")
@@ -317,7 +345,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     calibration.save(args.save)
     print(f"trained {model_id} on {int(learn.sum())} faces of {len(people) - len(held_out)} people; "
           f"calibrated on {len(held_out)} other people (threshold {calibration.threshold_:.3f})")
-    print(f"head: {path}\nuse it with: --set embed.head={path}")
+    print(f"saved: {path}\nuse it with: {use}")
     return 0
 
 

@@ -137,6 +137,9 @@ RULES: dict[str, Rule] = {
     "train.faces_per_person": Rule(_int_at_least(2), "K: faces of each person in a batch"),
     "train.steps": Rule(_int_at_least(1), "optimiser steps"),
     "train.learning_rate": Rule(_number_between(1e-7, 1.0), "Adam learning rate"),
+    "train.finetune_learning_rate": Rule(_number_between(1e-8, 1.0), "Adam learning rate when fine-tuning FaceNet"),
+    "train.finetune_layers": Rule(_choice("last", "all"), "fine-tuning FaceNet: its last block and embedding layer, "
+                                  "or every layer"),
     "cluster.mode": Rule(_choice("incremental", "full"), "incremental: the last run's people keep their faces, "
                          "new faces join them or make new people; full: cluster every face again (labels kept)"),
     "cluster.algorithm": Rule(_choice("auto", "exact", "knn"), "exact: the hdbscan library; knn: HDBSCAN on a "

@@ -161,11 +161,13 @@ class DistanceCalibration:
 
 
 def calibration_for(embed_settings: dict) -> DistanceCalibration:
-    """The calibration of the embedder these settings select; a trained head's sits beside it."""
+    """The calibration of the embedder these settings select; a trained head's, or fine-tuned
+    weights', sits beside the file."""
     from udfs.embedders import model_id
 
-    head = embed_settings.get("head")
-    return DistanceCalibration.load(model_id(embed_settings), Path(head).parent if head else None)
+    trained = embed_settings.get("head") or (embed_settings.get("facenet_weights")
+                                            if embed_settings.get("embedder") == "facenet" else None)
+    return DistanceCalibration.load(model_id(embed_settings), Path(trained).parent if trained else None)
 
 
 def best_threshold(distances: np.ndarray, same: np.ndarray) -> float:

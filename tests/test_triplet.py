@@ -99,10 +99,41 @@ def test_train_command_saves_a_head_that_verify_then_uses(people_folders, tmp_pa
                  "--calibration-share", "0.4"]) == 0
     out = capsys.readouterr().out
     head = next((tmp_path / "heads").glob("*.pt"))
-    assert f"--set embed.head={head}" in out
+    assert f"use it with: --set embed.head={head}" in out
     model_id = head.stem
     assert (tmp_path / "heads" / f"{model_id}.json").is_file()  # its own calibration, beside it
     assert main(["verify", str(ARCHIVE / "2019_birthday" / "img44.jpg"), str(ARCHIVE / "2021_wedding" / "img43.jpg"),
                  "--json", "--embedder", "dlib", "--set", f"embed.head={head}"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == model_id and 0.0 <= result["probability"] <= 1.0
+
+
+@pytest.mark.slow
+def test_finetune_trains_facenets_last_layers_and_verify_uses_them(people_folders, tmp_path, capsys):
+    """Plumbing on random weights (this machine has neither a GPU nor FaceNet's weights): the
+    network's last block learns, the rest stays, and the result embeds under its own model id."""
+    import json
+
+    from facenet_pytorch import InceptionResnetV1
+
+    from facecluster.cli import main
+    from tests.conftest import ARCHIVE
+
+    torch.manual_seed(0)
+    random_weights = tmp_path / "random-facenet.pt"
+    torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), random_weights)
+    common = ["--embedder", "facenet", "--set", "embed.device=cpu"]
+    assert main(["train", "--finetune", "--images", str(people_folders), "--save", str(tmp_path / "tuned"), *common,
+                 "--set", f"embed.facenet_weights={random_weights}", "--set", "train.steps=2",
+                 "--set", "train.people_per_batch=3", "--set", "train.faces_per_person=2",
+                 "--calibration-share", "0.4"]) == 0
+    assert "--embedder facenet --set embed.facenet_weights=" in capsys.readouterr().out
+    tuned = next((tmp_path / "tuned").glob("facenet-vggface2+finetune-*.pt"))
+    before = torch.load(random_weights, weights_only=True)
+    after = torch.load(tuned, weights_only=True)["state_dict"]
+    assert not torch.equal(before["last_linear.weight"], after["last_linear.weight"])
+    assert torch.equal(before["conv2d_1a.conv.weight"], after["conv2d_1a.conv.weight"])
+    assert torch.equal(before["last_bn.running_mean"], after["last_bn.running_mean"])  # statistics kept
+    assert main(["verify", str(ARCHIVE / "2019_birthday" / "img44.jpg"), str(ARCHIVE / "2021_wedding" / "img43.jpg"),
+                 "--json", *common, "--set", f"embed.facenet_weights={tuned}"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == tuned.stem

@@ -17,6 +17,8 @@ def model_id(embed_settings: dict) -> str:
         from facecluster.triplet import load_head
 
         return load_head(embed_settings["head"])[1]["model_id"]
+    if embed_settings["embedder"] == "facenet":
+        return facenet.weights_model_id(facenet.find_weights(embed_settings.get("facenet_weights")))
     return MODEL_IDS[embed_settings["embedder"]]
 
 

@@ -65,13 +65,27 @@ def resolve_weights(explicit: str | None, allow_download: bool = True) -> Path:
     raise WeightsMissing(f"FaceNet weights are not on this machine. {remedies}")
 
 
+def _saved(weights: Path) -> dict:
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    # A file from `facecluster train --finetune` carries its model id beside the state dict.
+    return saved if "state_dict" in saved else {"model_id": MODEL_ID, "state_dict": saved}
+
+
+def weights_model_id(weights: str | Path | None) -> str:
+    """The model id of the faces these weights make: the VGGFace2 release's, or a fine-tuned one's."""
+    if weights is None or not Path(weights).is_file():
+        return MODEL_ID
+    return _saved(Path(weights))["model_id"]
+
+
 def load_facenet(weights: Path | None, device: torch.device) -> torch.nn.Module:
-    """InceptionResnetV1 with the VGGFace2 weights; weights=None gives random weights (tests only)."""
+    """InceptionResnetV1 with the VGGFace2 weights (or weights fine-tuned from them);
+    weights=None gives random weights (tests only)."""
     from facenet_pytorch import InceptionResnetV1
 
     model = InceptionResnetV1(pretrained=None, classify=False)
     if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = _saved(Path(weights))["state_dict"]
         # The classifier over VGGFace2's 8631 training identities is not part of the embedding.
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}
         model.load_state_dict(state, strict=True)
@@ -96,13 +110,27 @@ def for_cpu_inference(model: torch.nn.Module) -> torch.nn.Module:
 MIXED_PRECISION_TOLERANCE = 1e-2
 
 
+def facenet_chip(pixels: np.ndarray, box) -> np.ndarray:
+    """A 160x160 crop of the box with facenet-pytorch's margin, from the full-resolution photo."""
+    from PIL import Image
+
+    height, width = pixels.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx = MARGIN * (x2 - x1) / (CHIP_SIZE - MARGIN) / 2
+    my = MARGIN * (y2 - y1) / (CHIP_SIZE - MARGIN) / 2
+    left, top = int(max(0, x1 - mx)), int(max(0, y1 - my))
+    right, bottom = int(min(width, x2 + mx)), int(min(height, y2 + my))
+    crop = Image.fromarray(pixels[top:bottom, left:right])
+    return np.asarray(crop.resize((CHIP_SIZE, CHIP_SIZE), Image.Resampling.BILINEAR))
+
+
 class FacenetEmbedder:
-    model_id = MODEL_ID
     dimension = DIMENSION
 
     def __init__(self, weights: Path | None, device: torch.device, mixed_precision: bool = False,
                  tolerance: float = MIXED_PRECISION_TOLERANCE):
         self.device = device
+        self.model_id = weights_model_id(weights)
         self.model = load_facenet(weights, device)
         # 'unchecked' until the first batch decides between 'mixed' and 'fp32'.
         self.precision = "unchecked" if mixed_precision else "fp32"
@@ -112,17 +140,7 @@ class FacenetEmbedder:
             self.model = for_cpu_inference(self.model)
 
     def chip(self, pixels: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """A 160x160 crop of the box with facenet-pytorch's margin, from the full-resolution photo."""
-        from PIL import Image
-
-        height, width = pixels.shape[:2]
-        x1, y1, x2, y2 = (float(v) for v in box)
-        mx = MARGIN * (x2 - x1) / (CHIP_SIZE - MARGIN) / 2
-        my = MARGIN * (y2 - y1) / (CHIP_SIZE - MARGIN) / 2
-        left, top = int(max(0, x1 - mx)), int(max(0, y1 - my))
-        right, bottom = int(min(width, x2 + mx)), int(min(height, y2 + my))
-        crop = Image.fromarray(pixels[top:bottom, left:right])
-        return np.asarray(crop.resize((CHIP_SIZE, CHIP_SIZE), Image.Resampling.BILINEAR))
+        return facenet_chip(pixels, box)
 
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:
