@@ -108,7 +108,7 @@ def forget(spark: SparkSession, out: str, person: int | None = None, photo: str 
     photo_ids, face_ids = find_targets(spark, out, person, photo)
     rewritten = []
     names = spark.read.parquet(table_path(out, "people")).select("person_id", "name").toPandas()
-    for name in ("photos", "photo_status", *FACE_TABLES, "labels_applied"):
+    for name in ("photos", "photo_files", "photo_status", *FACE_TABLES, "labels_applied"):
         if tables.exists(spark, table_path(out, name)):
             tables.write_table(without(spark.read.parquet(table_path(out, name)), photo_ids, face_ids), out, name)
             rewritten.append(name)
