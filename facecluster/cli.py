@@ -429,15 +429,15 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.exit(1, f"facecluster verify: {face.path}: {why}\n")
     distance = float(np.linalg.norm(faces["embedding"][0] - faces["embedding"][1]))
     result = {"distance": round(distance, 4), "same": bool(calibration.is_same(distance)),
-              "probability": round(float(calibration.predict_proba([distance], args.prior)[0]), 4),
-              "threshold": calibration.threshold_, "model": calibration.model_id,
+              "probability": round(float(calibration.predict_proba([distance], args.prior)[0]), 6),
+              "threshold": round(calibration.threshold_, 4), "model": calibration.model_id,
               "faces": [int(n) for n in faces["n_faces"]]}
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{'same person' if result['same'] else 'different people'}: distance {distance:.3f} "
               f"(threshold {calibration.threshold_:.3f}, {calibration.model_id}), probability of the same "
-              f"person {result['probability']:.3f} at prior {args.prior:g}")
+              f"person {result['probability']:.6g} at prior {args.prior:g}")
     return 0
 
 
