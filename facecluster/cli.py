@@ -225,7 +225,7 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import numpy as np
 
     from facecluster.identification import gallery_from_folder, gallery_from_run, identifier_for
-    from facecluster.photo_faces import _photo_rows, embed_in_process
+    from facecluster.photo_faces import photo_rows, embed_in_process
     from facecluster.verification import CalibrationMissing, calibration_for
 
     embed_settings, weights = _embed_settings(args, parser)
@@ -246,7 +246,7 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                              f"{calibration.model_id}: embeddings of different models are never compared")
         identifier = identifier_for(args.method, calibration, args.max_distance, args.min_probability, args.far)
         identifier.fit(gallery.embeddings, gallery.names)
-        rows = _photo_rows(photos)
+        rows = photo_rows(photos)
     except (OSError, ValueError, CalibrationMissing) as exc:
         parser.exit(2, f"facecluster identify: {exc}\n")
     faces, status = embed_in_process(rows.drop_duplicates("photo_id"), embed_settings, weights)

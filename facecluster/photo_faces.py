@@ -16,7 +16,9 @@ import pandas as pd
 from facecluster.evaluation import central_faces
 
 
-def _photo_rows(paths: list[str]) -> pd.DataFrame:
+def photo_rows(paths: list[str]) -> pd.DataFrame:
+    """photo_id (sha256), album (the folder), path and content of each photo file; a file that
+    cannot be read stops with its path and why."""
     rows = []
     for path in paths:
         try:
@@ -59,7 +61,7 @@ def main_faces(paths: list[str], embed_settings: dict, weights: str | None = Non
     main face (the one nearest the photo's centre, as in LFW), model."""
     from udfs.embedders import model_id
 
-    rows = _photo_rows(paths)
+    rows = photo_rows(paths)
     model = model_id(embed_settings)
     faces, status = (_from_run(run, set(rows["photo_id"]), model) if run
                      else (pd.DataFrame(columns=["face_id", "photo_id", "box", "embedding", "model"]),

@@ -26,6 +26,12 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+def children(spark: SparkSession, path: str) -> list[str]:
+    """Names of the entries directly under path (a table's sub-tables, e.g. embed_parts)."""
+    fs, hadoop_path = _filesystem(spark, path)
+    return [status.getPath().getName() for status in fs.listStatus(hadoop_path)]
+
+
 def staging_path(out: str, name: str) -> str:
     return table_path(out, f"_staging/{name.replace('/', '-')}-{uuid.uuid4().hex[:12]}")
 

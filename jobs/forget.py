@@ -114,9 +114,8 @@ def forget(spark: SparkSession, out: str, person: int | None = None, photo: str 
             rewritten.append(name)
     parts_root = table_path(out, "embed_parts")
     if tables.exists(spark, parts_root):
-        fs, root = tables._filesystem(spark, parts_root)
-        for status in fs.listStatus(root):
-            part = f"embed_parts/{status.getPath().getName()}"
+        for name in tables.children(spark, parts_root):
+            part = f"embed_parts/{name}"
             tables.write_table(results_without(spark.read.parquet(table_path(out, part)), photo_ids, face_ids),
                                out, part)
             rewritten.append(part)
