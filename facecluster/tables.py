@@ -54,11 +54,17 @@ def move_into_place(spark: SparkSession, staged: str, final: str) -> None:
         fs.delete(old, True)
 
 
+PARTITIONED_BY = {"photos": "batch"}  # a folder's photos: a directory per ingest (jobs/ingest.py)
+
+
 def write_table(table: DataFrame, out: str, name: str, files: int | None = None) -> str:
     """Write `table` as OUT/name (Parquet), atomically; `files` coalesces small tables."""
     spark = table.sparkSession
     final = table_path(out, name)
     staged = staging_path(out, name)
-    (table.coalesce(files) if files else table).write.parquet(staged)
+    writer = (table.coalesce(files) if files else table).write
+    if PARTITIONED_BY.get(name) in table.columns:
+        writer = writer.partitionBy(PARTITIONED_BY[name])
+    writer.parquet(staged)
     move_into_place(spark, staged, final)
     return final

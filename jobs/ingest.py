@@ -7,7 +7,10 @@ occurrence; `albums` and `paths` keep every one.
 A folder archive is ingested incrementally: `photo_files` remembers each file's path, size and
 modification time with its photo_id, and a later run reads the bytes of new or changed files
 only (Spark's binaryFile source lists files without reading them when `content` is not
-selected). Re-reading a whole archive on every run would cost terabytes for a large one.
+selected). Re-reading a whole archive on every run would cost terabytes for a large one, and
+so would rewriting it: the photos of each ingest are a batch of their own (photos/batch=N),
+written once. A later ingest rewrites an earlier batch only when one of its photos moved
+(copied into another album, renamed, or gone from the archive), and then only that batch.
 
     spark-submit jobs/ingest.py PHOTOS --out OUT [--config conf/cluster.yaml]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -28,6 +32,9 @@ FILES = "photo_files"  # path, album, length, modified, photo_id: what the last 
 PHOTO_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif")
 INGEST_RANGES = 200  # ranges of a Parquet source, whose size is not known before reading it
 BYTES_PER_RANGE = 64 << 20  # a folder's ranges: ~64 MB files, so a small archive is not 200 tiny tasks
+FILES_PER_LISTING_TASK = 20_000
+BATCH = "batch"  # photos/batch=N: the photos first seen by the N-th ingest of a folder
+PLACE = ["album", "path", "albums", "paths"]  # where a photo is in the archive: what a later ingest may change
 
 _PHOTO_NAME = r"(?i)\.(" + "|".join(PHOTO_EXTENSIONS) + r")$"
 
@@ -35,11 +42,15 @@ _PHOTO_NAME = r"(?i)\.(" + "|".join(PHOTO_EXTENSIONS) + r")$"
 def list_photo_files(spark: SparkSession, root: str) -> DataFrame:
     """Every file under root whose name says it is a photo: path, length, modified; no bytes read."""
     files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
+    paths = files.inputFiles()  # Spark listed the files on the driver when the source was made
+    # A file scan splits by bytes, a task per few files; a listing reads no bytes, so a task takes
+    # many thousands of files (a task per 8 LFW photos made listing 9,500 files take 30 s).
+    tasks = max(spark.sparkContext.defaultParallelism, -(-len(paths) // FILES_PER_LISTING_TASK))
     listed = files.where(F.col("path").rlike(_PHOTO_NAME)).select(
-        "path", "length", F.col("modificationTime").alias("modified"))
+        "path", "length", F.col("modificationTime").alias("modified")).coalesce(tasks)
     # Spark's file scan skips files of 0 bytes without a word; they are photos the user has
     # and must come out as error rows, so they are taken from the listing and added back.
-    every = (spark.createDataFrame([(path,) for path in files.inputFiles()], "path string")
+    every = (spark.createDataFrame([(path,) for path in paths], "path string")
              .withColumn("path", F.regexp_replace("path", "^file:///", "file:/")))  # as the scan writes it
     empty = (every.where(F.col("path").rlike(_PHOTO_NAME)).join(listed.select("path"), "path", "left_anti")
              .withColumn("length", F.lit(0).cast("long")).withColumn("modified", F.lit(None).cast("timestamp")))
@@ -109,46 +120,87 @@ def known_files(listed: DataFrame, previous: DataFrame) -> DataFrame:
                        ["path", "length", "modified"], "inner")
 
 
-def incremental_photos(spark: SparkSession, root: str, out: str) -> tuple[DataFrame, DataFrame]:
-    """(photos table, listed files) reading only the bytes of files new or changed since the
-    last ingest; the bytes of known photos come from the last photos table."""
-    previous_path = table_path(out, FILES)
-    if not tables.exists(spark, previous_path) or not tables.exists(spark, table_path(out, "photos")):
-        files = album_from_path(extract_photo_files(spark, root), root)
-        return photos_table(files), files.drop("content")
-    listed = album_from_path(list_photo_files(spark, root), root).persist()
-    known = known_files(listed, spark.read.parquet(previous_path))
+def in_ranges(photos: DataFrame, ranges: int) -> DataFrame:
+    """Range-partitioned and sorted by photo_id, so that embed's rounds (ranges of photo_id)
+    read only the row groups of their range."""
+    return photos.repartitionByRange(ranges, "photo_id").sortWithinPartitions("photo_id")
+
+
+def ranges_for(n_bytes: int) -> int:
+    return max(1, -(-n_bytes // BYTES_PER_RANGE))
+
+
+def photos_now(spark: SparkSession, listed: DataFrame, out: str) -> DataFrame:
+    """The photos the archive holds now, as photos_table rows; only the bytes of files new or
+    changed since the last ingest are read, so the content of known photos is null."""
+    stored = spark.read.parquet(table_path(out, "photos")).select("photo_id")
+    # A file remembered whose photo is no longer stored (a batch lost by hand) is read again.
+    previous = spark.read.parquet(table_path(out, FILES)).join(stored, "photo_id", "left_semi")
+    known = known_files(listed, previous)
     new = listed.join(known.select("path"), "path", "left_anti")
-    every = known.withColumn("content", F.lit(None).cast("binary")) \
-        .unionByName(new.join(read_photo_files(spark, new), "path").withColumn("photo_id", F.sha2("content", 256)))
-    kept = spark.read.parquet(table_path(out, "photos")).select("photo_id", F.col("content").alias("kept"))
-    photos = (photos_table(every).join(kept, "photo_id", "left")
-              .withColumn("content", F.coalesce("content", "kept"))
-              .withColumn("n_bytes", F.length("content").cast("long"))
-              .drop("kept"))
-    return photos, listed
+    new = new.join(read_photo_files(spark, new), "path").withColumn("photo_id", F.sha2("content", 256))
+    return photos_table(known.withColumn("content", F.lit(None).cast("binary")).unionByName(new))
+
+
+def moved_batches(stored: DataFrame, now: DataFrame) -> list:
+    """Batches holding a photo whose place in the archive changed since it was written: copied
+    into another album, moved, or gone."""
+    place_now = now.select("photo_id", *[F.col(c).alias(f"now_{c}") for c in PLACE])
+    changed = F.col("now_path").isNull()
+    for column in PLACE:
+        changed = changed | ~F.col(column).eqNullSafe(F.col(f"now_{column}"))
+    return sorted(r[BATCH] for r in stored.join(place_now, "photo_id", "left").where(changed)
+                  .select(BATCH).distinct().collect())
+
+
+def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: DataFrame | None) -> None:
+    """Write the photos seen for the first time as a new batch, and rewrite the place columns
+    of the earlier batches whose photos moved; the bytes of an unmoved batch are never rewritten."""
+    from jobs.forget import drop_forgotten
+
+    now = drop_forgotten(photos_now(spark, listed, out), forgotten, "photo_id").persist(StorageLevel.MEMORY_AND_DISK)
+    stored = spark.read.parquet(table_path(out, "photos")).select("photo_id", BATCH, *PLACE)
+    fresh = now.join(stored.select("photo_id"), "photo_id", "left_anti")
+    if not fresh.isEmpty():
+        batch = stored.agg(F.max(BATCH)).first()[0] + 1
+        n_bytes = fresh.agg(F.sum("n_bytes")).first()[0] or 0
+        write_table(in_ranges(fresh, ranges_for(n_bytes)), out, f"photos/{BATCH}={batch}")
+    for batch in moved_batches(stored, now):
+        name = f"photos/{BATCH}={batch}"
+        written = spark.read.parquet(table_path(out, name))
+        # inner join: a photo whose every file left the archive leaves the photos table too
+        moved = written.drop(*PLACE).join(now.select("photo_id", *PLACE), "photo_id").select(written.columns)
+        write_table(moved.sortWithinPartitions("photo_id"), out, name)
+    now.unpersist()
 
 
 def ingest(spark: SparkSession, source: str, out: str, source_format: str = "folder") -> DataFrame:
+    """Write the photos table (and, for a folder, photo_files); returns the photos table."""
     from jobs.forget import drop_forgotten, extract_forgotten
 
-    listed, ranges = None, INGEST_RANGES
-    if source_format == "parquet":
-        photos = photos_table(extract_photo_table(spark, source))
-    else:
-        photos, listed = incremental_photos(spark, source, out)
-        total = listed.agg(F.sum("length")).first()[0] or 0
-        ranges = max(1, -(-total // BYTES_PER_RANGE))
-    photos = drop_forgotten(photos, extract_forgotten(spark, out), "photo_id")
-    # Range-partitioned and sorted by photo_id, so that embed's rounds (ranges of photo_id)
-    # read only the files of their range.
-    photos = photos.repartitionByRange(ranges, "photo_id").sortWithinPartitions("photo_id")
-    written = spark.read.parquet(write_table(photos, out, "photos"))
+    forgotten = extract_forgotten(spark, out)
+    photos_path = table_path(out, "photos")
+    listed = None
+    if source_format == "folder":
+        listed = album_from_path(list_photo_files(spark, source), source).persist()
+    if (listed is not None and tables.exists(spark, table_path(out, FILES)) and tables.exists(spark, photos_path)
+            and BATCH in spark.read.parquet(photos_path).columns):
+        add_batch(spark, listed, out, forgotten)
+    else:  # the first ingest, a Parquet source (read whole each time), or a run from before batches
+        if listed is None:
+            photos, ranges = photos_table(extract_photo_table(spark, source)), INGEST_RANGES
+        else:
+            photos = photos_table(album_from_path(extract_photo_files(spark, source), source))
+            ranges = ranges_for(listed.agg(F.sum("length")).first()[0] or 0)
+        photos = drop_forgotten(photos, forgotten, "photo_id").withColumn(BATCH, F.lit(1))
+        write_table(in_ranges(photos, ranges), out, "photos")
+    written = spark.read.parquet(photos_path)
     if listed is not None:
         files = (written.select("photo_id", F.explode("paths").alias("path"))
                  .join(listed.select("path", "album", "length", "modified"), "path")
                  .select("path", "album", "length", "modified", "photo_id"))
         write_table(files, out, FILES, files=1)
+        listed.unpersist()
     return written
 
 

@@ -58,6 +58,16 @@ def test_ingest_reads_only_new_and_changed_files(spark, tmp_path):
     (archive / "a" / "1.jpg").write_bytes(b"a longer first photo")
     third = {r.photo_id for r in ingest(spark, str(archive), str(out)).collect()}
     assert sha(b"a longer first photo") in third and sha(b"first photo") not in third
+    # Each ingest's new photos are a batch of their own; adding photos leaves earlier batches'
+    # files as they were, so a new album never rewrites the archive's bytes.
+    batches = {r.photo_id: r.batch for r in spark.read.parquet(str(out / "photos")).collect()}
+    assert batches[sha(b"third photo")] == 2 and batches[sha(b"a longer first photo")] == 3
+    before = {f: f.stat().st_mtime_ns for f in (out / "photos").glob("batch=*/*.parquet")}
+    (archive / "c").mkdir()
+    (archive / "c" / "4.jpg").write_bytes(b"fourth photo")
+    fourth = {r.photo_id: r for r in ingest(spark, str(archive), str(out)).collect()}
+    assert fourth[sha(b"fourth photo")].batch == 4 and set(fourth) == third | {sha(b"fourth photo")}
+    assert {f: f.stat().st_mtime_ns for f in (out / "photos").glob("batch=[123]/*.parquet")} == before
 
 
 def test_results_split_into_faces_and_photo_status(spark):
