@@ -39,8 +39,11 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
 
     if args.source_format == "folder" and "://" not in args.photos and not os.path.isdir(args.photos):
         parser.exit(2, f"facecluster: {args.photos} is not a folder of photos\n")
+    from facecluster.knn_hdbscan import knn_device
+
     try:
         embed_settings, weights = embed.resolve_embedder(settings["embed"])
+        knn_device(settings["cluster"]["device"])
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
     spark = start_spark(settings)

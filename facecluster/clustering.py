@@ -99,14 +99,14 @@ class PeopleClusterer:
     X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers, -1 for noise
     (a face seen once, or too unlike the person it is nearest to). algorithm: 'exact' (the
     hdbscan library), 'knn' (facecluster.knn_hdbscan, for large runs) or 'auto' (exact up to
-    AUTO_EXACT_UP_TO faces). After HDBSCAN, when set,
+    AUTO_EXACT_UP_TO faces); device: where 'knn' searches ('auto', 'cpu', 'cuda'). After HDBSCAN, when set,
     split_distance splits people made of two groups (split_mixed_people) and
     max_member_distance removes faces too far from the rest of their person (prune_strangers).
     """
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, cluster_selection_epsilon: float = 0.0,
                  cluster_selection_method: str = "eom", split_distance: float | None = None,
-                 max_member_distance: float | None = None, algorithm: str = "exact"):
+                 max_member_distance: float | None = None, algorithm: str = "exact", device: str = "auto"):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.cluster_selection_epsilon = cluster_selection_epsilon
@@ -114,6 +114,7 @@ class PeopleClusterer:
         self.split_distance = split_distance
         self.max_member_distance = max_member_distance
         self.algorithm = algorithm
+        self.device = device
 
     @classmethod
     def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
@@ -123,7 +124,7 @@ class PeopleClusterer:
         return cls(max_member_distance=member_radius(model_id) if radius == "auto" else radius,
                    split_distance=split_distance(model_id) if split == "auto" else split,
                    **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples", "cluster_selection_epsilon",
-                                                       "cluster_selection_method", "algorithm")})
+                                                       "cluster_selection_method", "algorithm", "device")})
 
     def chosen_algorithm(self, n_faces: int) -> str:
         if self.algorithm != "auto":
@@ -155,7 +156,8 @@ class PeopleClusterer:
             X = np.ascontiguousarray(X, dtype=np.float32)
             model = KnnHDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
                                cluster_selection_epsilon=self.cluster_selection_epsilon,
-                               cluster_selection_method=self.cluster_selection_method).fit(X)
+                               cluster_selection_method=self.cluster_selection_method,
+                               device=self.device).fit(X)
             self.outlier_scores_ = np.full(n, np.nan)  # GLOSH is not computed on the kNN graph
         self.labels_ = model.labels_.astype(np.int64)
         self.probabilities_ = np.nan_to_num(model.probabilities_.astype(np.float64))

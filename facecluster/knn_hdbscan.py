@@ -5,8 +5,9 @@ Prim's algorithm over all pairs when d > 60: O(N^2 d) on one thread, a week at a
 512-d faces. Faces have few true neighbours, so the tree's edges are almost all among each
 face's k nearest neighbours. Here:
 
-1. the k nearest neighbours of every face (faiss: exact below `exact_below` faces, on GPU
-   when faiss has one; an HNSW graph index above);
+1. the k nearest neighbours of every face: on a GPU, exact search with torch at any size
+   (every face against every face: seconds at a million faces, so recall is 1); on CPUs, faiss,
+   exact below `exact_below` faces and an HNSW graph index above;
 2. core distances from them (the distance to the min_samples-th neighbour other than the
    face itself, as the hdbscan library counts) and mutual reachability on the kNN edges;
 3. the minimum spanning forest of that sparse graph (scipy, Kruskal);
@@ -28,6 +29,17 @@ EXACT_BELOW = 200_000  # faces; above, an HNSW index (its recall is measured in 
 SEARCH_PAST_AT_MOST = 256  # larger components find their way out with an index of the other faces
 
 
+def _without_self(squared: np.ndarray, found: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k + 1 neighbours per face -> k, the face itself dropped where it was returned, else the
+    last (farthest) one; squared distances -> distances."""
+    is_self = found == rows[:, None]
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+    keep = np.ones_like(found, dtype=bool)
+    keep[np.arange(len(rows)), drop] = False
+    distances = np.sqrt(np.clip(squared[keep].reshape(len(rows), k), 0, None))
+    return distances, found[keep].reshape(len(rows), k)
+
+
 class KnnIndex:
     """faiss index over unit vectors, Euclidean: exact (flat) or a graph index (HNSW)."""
 
@@ -38,8 +50,6 @@ class KnnIndex:
         d = X.shape[1]
         if exact:
             index = faiss.IndexFlatL2(d)
-            if faiss.get_num_gpus() > 0:  # pragma: no cover - no GPU on the development machine
-                index = faiss.index_cpu_to_all_gpus(index)
         else:
             # HNSW rather than IVF: at 200K synthetic faces it reached the same recall (0.78)
             # in 25 s where IVF-Flat needed 39 s, and its cost grows as N log N, not N^2 / lists.
@@ -53,25 +63,72 @@ class KnnIndex:
         """Euclidean distances and indices of the k nearest faces to X[rows], the face itself excluded."""
         k = min(k, len(self.X) - 1)
         squared, found = self.index.search(self.X[rows], k + 1)
-        is_self = found == rows[:, None]
-        # Drop the face itself where it was returned, else the last (farthest) column.
-        drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
-        keep = np.ones_like(found, dtype=bool)
-        keep[np.arange(len(rows)), drop] = False
-        distances = np.sqrt(np.clip(squared[keep].reshape(len(rows), k), 0, None))
-        return distances, found[keep].reshape(len(rows), k)
+        return _without_self(squared, found, rows, k)
+
+    def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each face of a large component, its k nearest faces outside it (exact, flat index
+        over the other faces): searching past the component's own size would cost more."""
+        import faiss
+
+        outside = np.flatnonzero(~inside)
+        index = faiss.IndexFlatL2(self.X.shape[1])
+        index.add(self.X[outside])
+        squared, found = index.search(self.X[inside], min(k, len(outside)))
+        return np.sqrt(np.clip(squared, 0, None)), outside[found]
 
 
-def _nearest_outside(X: np.ndarray, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each face of a large component, its k nearest faces outside it (exact, flat index
-    over the other faces): searching past the component's own size would cost more."""
-    import faiss
+class TorchIndex:
+    """Exact search with torch, meant for a GPU: every face against every face, a block of
+    faces at a time. A million 512-d faces are 10^15 multiply-adds, seconds on one GPU, so
+    there an approximate index would only lose neighbours. Same interface as KnnIndex."""
 
-    outside = np.flatnonzero(~inside)
-    index = faiss.IndexFlatL2(X.shape[1])
-    index.add(X[outside])
-    squared, found = index.search(X[inside], min(k, len(outside)))
-    return np.sqrt(np.clip(squared, 0, None)), outside[found]
+    BLOCK_ELEMENTS = 1 << 28  # distances held at once: 1 GB of float32
+
+    def __init__(self, X: np.ndarray, device: str = "cuda"):
+        import torch
+
+        self.X = X
+        self.faces = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+        self.norms = (self.faces * self.faces).sum(dim=1)
+
+    def _nearest(self, rows: np.ndarray, k: int, excluded=None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        block = max(1, self.BLOCK_ELEMENTS // len(self.X))
+        squared, found = [], []
+        for start in range(0, len(rows), block):
+            picked = torch.from_numpy(rows[start:start + block]).to(self.faces.device)
+            distances = (self.norms[picked, None] + self.norms[None, :]
+                         - 2 * self.faces[picked] @ self.faces.T)
+            if excluded is not None:
+                distances[:, excluded] = torch.inf
+            values, indices = torch.topk(distances, k, dim=1, largest=False)
+            squared.append(values.cpu().numpy())
+            found.append(indices.cpu().numpy())
+        return np.concatenate(squared), np.concatenate(found).astype(np.int64)
+
+    def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, len(self.X) - 1)
+        squared, found = self._nearest(np.asarray(rows, dtype=np.int64), k + 1)
+        return _without_self(squared, found, rows, k)
+
+    def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        squared, found = self._nearest(np.flatnonzero(inside), min(k, int((~inside).sum())),
+                                       excluded=torch.from_numpy(inside).to(self.faces.device))
+        return np.sqrt(np.clip(squared, 0, None)), found
+
+
+def knn_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without one is an error."""
+    if device == "cpu":
+        return device
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("cluster.device = cuda but torch sees no usable CUDA GPU on the driver")
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _forest(n: int, i: np.ndarray, j: np.ndarray, w: np.ndarray):
@@ -83,7 +140,7 @@ def _forest(n: int, i: np.ndarray, j: np.ndarray, w: np.ndarray):
     return minimum_spanning_tree(graph).tocoo()
 
 
-def _join_components(index: KnnIndex, core: np.ndarray, k: int, edges: tuple) -> tuple[tuple, int]:
+def _join_components(index: KnnIndex | TorchIndex, core: np.ndarray, k: int, edges: tuple) -> tuple[tuple, int]:
     """Add each component's cheapest mutual-reachability edge to the rest until one tree."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -118,7 +175,7 @@ def _join_components(index: KnnIndex, core: np.ndarray, k: int, edges: tuple) ->
             consider(faces, *index.search(faces, int(sizes[component[faces]].max()) + k))
         for c in np.unique(component[pending[~small]]):
             inside = component == c
-            consider(np.flatnonzero(inside), *_nearest_outside(index.X, inside, k))
+            consider(np.flatnonzero(inside), *index.nearest_outside(inside, k))
         assert best, "the kNN graph could not be connected"
         extra = np.array([(a, b, cost) for cost, a, b in best.values()])
         i = np.concatenate([i, extra[:, 0].astype(np.int64)])
@@ -153,11 +210,12 @@ def _in_big_stack(function, *args):
 
 class KnnHDBSCAN:
     """Estimator in hdbscan's style: fit(X) sets labels_, probabilities_,
-    minimum_spanning_tree_ ((n-1) x 3: face, face, mutual-reachability distance) and timings_."""
+    minimum_spanning_tree_ ((n-1) x 3: face, face, mutual-reachability distance), neighbours_
+    (the kNN graph) and timings_. device: 'auto' (a GPU when torch sees one), 'cuda' or 'cpu'."""
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, k: int = 32,
                  cluster_selection_method: str = "eom", cluster_selection_epsilon: float = 0.0,
-                 exact_below: int = EXACT_BELOW, ef_search: int = 64):
+                 exact_below: int = EXACT_BELOW, ef_search: int = 64, device: str = "auto"):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.k = k
@@ -165,6 +223,7 @@ class KnnHDBSCAN:
         self.cluster_selection_epsilon = cluster_selection_epsilon
         self.exact_below = exact_below
         self.ef_search = ef_search
+        self.device = device
 
     def fit(self, X: np.ndarray) -> "KnnHDBSCAN":
         from fast_hdbscan.hdbscan import clusters_from_spanning_tree
@@ -174,8 +233,11 @@ class KnnHDBSCAN:
         k = max(self.k, self.min_samples)
         timings = {}
         started = time.perf_counter()
-        index = KnnIndex(X, exact=n < self.exact_below, ef_search=self.ef_search)
+        device = knn_device(self.device)
+        index = (TorchIndex(X, device) if device != "cpu"
+                 else KnnIndex(X, exact=n < self.exact_below, ef_search=self.ef_search))
         distances, neighbours = index.search(np.arange(n), k)
+        self.neighbours_ = neighbours  # kept so that a benchmark can measure the graph's recall
         timings["knn"] = time.perf_counter() - started
 
         started = time.perf_counter()

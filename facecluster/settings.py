@@ -144,6 +144,8 @@ RULES: dict[str, Rule] = {
                          "new faces join them or make new people; full: cluster every face again (labels kept)"),
     "cluster.algorithm": Rule(_choice("auto", "exact", "knn"), "exact: the hdbscan library; knn: HDBSCAN on a "
                               "k-nearest-neighbour graph (millions of faces); auto: exact up to 20,000 faces"),
+    "cluster.device": Rule(_choice("auto", "cpu", "cuda"), "where the kNN graph is computed (algorithm knn): "
+                           "a GPU searches exactly at any size; auto = a GPU when the driver has one"),
     "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "
                                 "`faces` but are not clustered: too small to say who they are"),
     "cluster.min_cluster_size": Rule(_int_at_least(2), "fewest faces that make a person"),

@@ -220,7 +220,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, settings = parse_job_arguments(build_parser(), argv)
+    from facecluster.knn_hdbscan import knn_device
+
+    parser = build_parser()
+    args, settings = parse_job_arguments(parser, argv)
+    try:
+        knn_device(settings["cluster"]["device"])  # a GPU asked for and missing stops the job before any work
+    except RuntimeError as exc:
+        parser.exit(2, f"facecluster: {exc}\n")
     spark = start_spark(settings)
     cluster(spark, args.out, settings["cluster"])
     counts = summary(spark, args.out)

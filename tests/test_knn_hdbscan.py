@@ -74,3 +74,43 @@ def test_the_approximate_index_keeps_the_clustering():
     assert adjusted_rand_score(exact_graph.labels_, ivf_graph.labels_) >= 0.95
     f_exact = pairwise_scores(truth.tolist(), exact_graph.labels_)["f"]
     assert pairwise_scores(truth.tolist(), ivf_graph.labels_)["f"] >= f_exact - 0.01
+
+
+def test_the_gpu_search_finds_the_exact_graph_and_clustering(monkeypatch):
+    # TorchIndex is what runs on a GPU; here it runs the same code on torch's CPU device.
+    from sklearn.metrics import adjusted_rand_score
+
+    from facecluster import knn_hdbscan
+    from facecluster.knn_hdbscan import KnnIndex, TorchIndex
+
+    X, _ = generate(3000, DLIB_LIKE, seed=2)
+    rows = np.arange(len(X))
+    expected_distances, expected = KnnIndex(X, exact=True).search(rows, 8)
+    distances, found = TorchIndex(X, device="cpu").search(rows, 8)
+    assert (found == expected).mean() >= 0.999  # float32 ties may swap two equally near faces
+    assert np.allclose(distances, expected_distances, atol=1e-4)
+    inside = np.zeros(len(X), dtype=bool)
+    inside[:500] = True
+    outside_distances, outside = TorchIndex(X, device="cpu").nearest_outside(inside, 4)
+    assert (outside >= 500).all()
+    assert np.allclose(outside_distances, KnnIndex(X, exact=True).nearest_outside(inside, 4)[0], atol=1e-4)
+    # The whole estimator with every search (graph and component joining) done by TorchIndex.
+    with_faiss = KnnHDBSCAN(k=8, device="cpu").fit(X)
+    monkeypatch.setattr(knn_hdbscan, "KnnIndex", lambda X, exact, ef_search: TorchIndex(X, device="cpu"))
+    with_torch = KnnHDBSCAN(k=8, device="cpu").fit(X)
+    assert with_torch.joining_edges_ > 0  # k = 8 leaves components to join
+    assert adjusted_rand_score(with_faiss.labels_, with_torch.labels_) >= 0.99
+    assert with_torch.minimum_spanning_tree_[:, 2].sum() == pytest.approx(
+        with_faiss.minimum_spanning_tree_[:, 2].sum(), rel=1e-5)
+
+
+def test_a_gpu_asked_for_and_missing_is_an_error():
+    import torch
+
+    from facecluster.knn_hdbscan import knn_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert knn_device("auto") == "cpu"
+    with pytest.raises(RuntimeError, match="cluster.device = cuda"):
+        knn_device("cuda")
