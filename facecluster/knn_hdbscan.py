@@ -27,6 +27,7 @@ import numpy as np
 
 EXACT_BELOW = 200_000  # faces; above, an HNSW index (its recall is measured in benchmarks/)
 SEARCH_PAST_AT_MOST = 256  # larger components find their way out with an index of the other faces
+OUTSIDE_BLOCK = 100_000  # faces searched at once when a large component looks outside itself
 
 
 def _without_self(squared: np.ndarray, found: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,15 +67,25 @@ class KnnIndex:
         return _without_self(squared, found, rows, k)
 
     def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """For each face of a large component, its k nearest faces outside it (exact, flat index
-        over the other faces): searching past the component's own size would cost more."""
+        """For each face of a large component, its k nearest faces outside it, exact: searching
+        past the component's own size would cost more. The other faces are searched a block at
+        a time, so that no copy of them all is made (2 GB at a million 512-d faces)."""
         import faiss
 
         outside = np.flatnonzero(~inside)
-        index = faiss.IndexFlatL2(self.X.shape[1])
-        index.add(self.X[outside])
-        squared, found = index.search(self.X[inside], min(k, len(outside)))
-        return np.sqrt(np.clip(squared, 0, None)), outside[found]
+        queries = self.X[inside]
+        k = min(k, len(outside))
+        squared = np.empty((len(queries), 0), dtype=np.float32)
+        found = np.empty((len(queries), 0), dtype=np.int64)
+        for start in range(0, len(outside), OUTSIDE_BLOCK):
+            block = outside[start:start + OUTSIDE_BLOCK]
+            block_squared, block_found = faiss.knn(queries, self.X[block], min(k, len(block)))
+            squared = np.concatenate([squared, block_squared], axis=1)
+            found = np.concatenate([found, block[block_found]], axis=1)
+            nearest = np.argsort(squared, axis=1, kind="stable")[:, :k]
+            squared = np.take_along_axis(squared, nearest, axis=1)
+            found = np.take_along_axis(found, nearest, axis=1)
+        return np.sqrt(np.clip(squared, 0, None)), found
 
 
 class TorchIndex:

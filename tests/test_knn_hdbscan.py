@@ -93,7 +93,10 @@ def test_the_gpu_search_finds_the_exact_graph_and_clustering(monkeypatch):
     inside[:500] = True
     outside_distances, outside = TorchIndex(X, device="cpu").nearest_outside(inside, 4)
     assert (outside >= 500).all()
-    assert np.allclose(outside_distances, KnnIndex(X, exact=True).nearest_outside(inside, 4)[0], atol=1e-4)
+    monkeypatch.setattr(knn_hdbscan, "OUTSIDE_BLOCK", 700)  # faiss's side searches the outside in 4 blocks
+    faiss_distances, faiss_outside = KnnIndex(X, exact=True).nearest_outside(inside, 4)
+    assert np.allclose(outside_distances, faiss_distances, atol=1e-4)
+    assert (outside == faiss_outside).mean() >= 0.999
     # The whole estimator with every search (graph and component joining) done by TorchIndex.
     with_faiss = KnnHDBSCAN(k=8, device="cpu").fit(X)
     monkeypatch.setattr(knn_hdbscan, "KnnIndex", lambda X, exact, ef_search: TorchIndex(X, device="cpu"))
