@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scale.py fit                 # fit the generator to LFW dlib distances, draw the PNG
     .venv/bin/python benchmarks/scale.py run --sizes 10000 100000 1000000 --dims 128 512
     .venv/bin/python benchmarks/scale.py job --size 1000000     # the cluster job: read, cluster, write
+    .venv/bin/python benchmarks/scale.py graph --size 100000 --probes 8 32   # the kNN graph on Spark's executors
     python3 benchmarks/scale.py run --sizes 1000000 --dims 128 512 --exact-max 0 --device cuda   # on a GPU
 
 `fit` reads the cached LFW embeddings (benchmarks/lfw.py embed-all), measures same-person and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -215,6 +217,43 @@ def job(args) -> None:
         spark.stop()
 
 
+def graph(args) -> None:
+    """The kNN graph searched on Spark's executors (jobs/knn_graph.py, Spark local mode with
+    conf/local.yaml) on synthetic faces: wall time and recall for each number of probes."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facecluster.runtime import start_spark
+    from facecluster.settings import load_settings
+    from jobs.knn_graph import knn_graph
+
+    space = FaceSpace(**{**json.loads(SPACE_FILE.read_text()), "dimension": args.dim})
+    X, _ = generate(args.size, space, seed=7)
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as work:
+        out = Path(work)
+        (out / "faces").mkdir()
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), args.dim).cast(pa.list_(pa.float32()))
+        pq.write_table(pa.table({"face_id": np.arange(args.size).astype(str), "embedding": embedding,
+                                 "model": np.full(args.size, "dlib-resnet-v1")}), out / "faces" / "part-0.parquet")
+        spark = start_spark(load_settings())
+        for probes in args.probes:
+            started = time.perf_counter()
+            done = knn_graph(spark, str(out), k=32, probes=probes)
+            seconds = time.perf_counter() - started
+            edges = pq.read_table(out / "knn_graph", columns=["face_id", "neighbour_id"]).to_pandas()
+            neighbours = np.full((args.size, 32), -1, dtype=np.int64)
+            face = edges["face_id"].astype(np.int64).to_numpy()
+            order = np.argsort(face, kind="stable")
+            face, neighbour = face[order], edges["neighbour_id"].astype(np.int64).to_numpy()[order]
+            slot = np.arange(len(face)) - np.searchsorted(face, face)
+            neighbours[face, slot] = neighbour
+            print(f"{args.size:,} {args.dim}-d faces, {done['lists']} lists, {probes} probes: {seconds:.1f} s, "
+                  f"recall {knn_recall(X, neighbours):.3f} (Spark local mode, {os.cpu_count()} cores)", flush=True)
+        spark.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +266,11 @@ def main() -> None:
     p.add_argument("--exact-max", type=int, default=20000)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the kNN graph is searched")
     p.set_defaults(run=run)
+    p = sub.add_parser("graph")
+    p.add_argument("--size", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--probes", nargs="+", type=int, default=[8, 32])
+    p.set_defaults(run=graph)
     p = sub.add_parser("job")
     p.add_argument("--size", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=128)

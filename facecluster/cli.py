@@ -445,13 +445,14 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs import cluster, embed, forget, ingest, people
+    from jobs import cluster, embed, forget, ingest, knn_graph, people
 
     parser = argparse.ArgumentParser(prog="facecluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = _run_parser(sub)
-    steps = {"ingest": ingest, "embed": embed, "cluster": cluster, "people": people, "forget": forget}
+    steps = {"ingest": ingest, "embed": embed, "cluster": cluster, "people": people, "forget": forget,
+             "knn-graph": knn_graph}
     for name, job in steps.items():
         job.build_parser(sub.add_parser(name, help=(job.__doc__ or "").strip().splitlines()[0]))
     evaluate_parser = _evaluate_parser(sub)
