@@ -3,7 +3,7 @@
     facecluster forget --out OUT --person ID
     facecluster forget --out OUT --photo PATH_OR_PHOTO_ID
 
-A person: their faces, embeddings, thumbnails, assignments, identities and labels go; the photos
+A person: their faces, embeddings, thumbnails, assignments, identities, kNN-graph edges and labels go; the photos
 they are in stay (other people may be in them). A photo: the photo's bytes and every face found
 in it go, with all that refers to them. Every table that held them is rewritten whole (the
 embed job's committed rounds too), `people` and `person_albums` are recomputed without them,
@@ -27,7 +27,7 @@ from facecluster import tables
 from facecluster.runtime import add_settings_arguments, parse_job_arguments, qualified, start_spark, table_path
 
 FORGOTTEN = "forgotten"
-FACE_TABLES = ("faces", "assignments", "identities")
+FACE_TABLES = ("faces", "assignments", "identities", "knn_graph")
 
 
 def digest(column: Column) -> Column:
@@ -72,8 +72,9 @@ def find_targets(spark: SparkSession, out: str, person: int | None, photo: str |
 def without(table: DataFrame, photo_ids: list, face_ids: list) -> DataFrame:
     if "photo_id" in table.columns and photo_ids:
         table = table.where(~F.col("photo_id").isin(photo_ids))
-    if "face_id" in table.columns and face_ids:
-        table = table.where(~F.col("face_id").isin(face_ids))
+    for column in ("face_id", "neighbour_id"):  # neighbour_id: the other end of a knn_graph edge
+        if column in table.columns and face_ids:
+            table = table.where(~F.col(column).isin(face_ids))
     return table
 
 

@@ -79,6 +79,9 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
     assignments = pd.read_parquet(out / "assignments")
     (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,1,,,Bob\nname,0,,,Ann\n")
     cluster.cluster(spark, str(out), settings["cluster"])  # Bob's name now in people and labels_applied
+    from jobs.knn_graph import knn_graph
+
+    knn_graph(spark, str(out), k=4, n_lists=2, probes=2)  # face ids on both sides of its edges
     person = 1
     theirs = faces[faces.face_id.isin(assignments.face_id[assignments.person_id == person])]
     assert len(theirs) >= 2
