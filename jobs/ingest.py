@@ -66,13 +66,14 @@ def read_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
     return read.unionByName(empty)
 
 
-def extract_photo_files(spark: SparkSession, root: str) -> DataFrame:
-    """Every file under root whose name says it is a photo: path, content, length, modified."""
+def extract_photo_files(spark: SparkSession, root: str, listed: DataFrame) -> DataFrame:
+    """The photo files under root (`listed` by list_photo_files) with their bytes: path,
+    content, length, modified."""
     files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
              .where(F.col("path").rlike(_PHOTO_NAME))
              .select("path", "content", "length", F.col("modificationTime").alias("modified")))
-    listed = list_photo_files(spark, root)
-    empty = (listed.where(F.col("length") == 0).join(files.select("path"), "path", "left_anti")
+    empty = (listed.where(F.col("length") == 0).select("path", "length", "modified")
+             .join(files.select("path"), "path", "left_anti")
              .withColumn("content", F.lit(b"").cast("binary")))
     return files.unionByName(empty)
 
@@ -130,12 +131,11 @@ def ranges_for(n_bytes: int) -> int:
     return max(1, -(-n_bytes // BYTES_PER_RANGE))
 
 
-def photos_now(spark: SparkSession, listed: DataFrame, out: str) -> DataFrame:
+def photos_now(spark: SparkSession, listed: DataFrame, stored: DataFrame, out: str) -> DataFrame:
     """The photos the archive holds now, as photos_table rows; only the bytes of files new or
     changed since the last ingest are read, so the content of known photos is null."""
-    stored = spark.read.parquet(table_path(out, "photos")).select("photo_id")
     # A file remembered whose photo is no longer stored (a batch lost by hand) is read again.
-    previous = spark.read.parquet(table_path(out, FILES)).join(stored, "photo_id", "left_semi")
+    previous = spark.read.parquet(table_path(out, FILES)).join(stored.select("photo_id"), "photo_id", "left_semi")
     known = known_files(listed, previous)
     new = listed.join(known.select("path"), "path", "left_anti")
     new = new.join(read_photo_files(spark, new), "path").withColumn("photo_id", F.sha2("content", 256))
@@ -158,8 +158,8 @@ def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: DataF
     of the earlier batches whose photos moved; the bytes of an unmoved batch are never rewritten."""
     from jobs.forget import drop_forgotten
 
-    now = drop_forgotten(photos_now(spark, listed, out), forgotten, "photo_id").persist(StorageLevel.MEMORY_AND_DISK)
     stored = spark.read.parquet(table_path(out, "photos")).select("photo_id", BATCH, *PLACE)
+    now = drop_forgotten(photos_now(spark, listed, stored, out), forgotten, "photo_id").persist(StorageLevel.MEMORY_AND_DISK)
     fresh = now.join(stored.select("photo_id"), "photo_id", "left_anti")
     if not fresh.isEmpty():
         batch = stored.agg(F.max(BATCH)).first()[0] + 1
@@ -190,7 +190,7 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
         if listed is None:
             photos, ranges = photos_table(extract_photo_table(spark, source)), INGEST_RANGES
         else:
-            photos = photos_table(album_from_path(extract_photo_files(spark, source), source))
+            photos = photos_table(album_from_path(extract_photo_files(spark, source, listed), source))
             ranges = ranges_for(listed.agg(F.sum("length")).first()[0] or 0)
         photos = drop_forgotten(photos, forgotten, "photo_id").withColumn(BATCH, F.lit(1))
         write_table(in_ranges(photos, ranges), out, "photos")

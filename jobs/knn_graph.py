@@ -41,11 +41,10 @@ def lists_for(n_faces: int) -> int:
 
 
 def extract_embeddings(spark: SparkSession, out: str) -> DataFrame:
+    from facecluster.clustering import check_one_model
+
     faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "embedding", "model")
-    models = [r.model for r in faces.select("model").distinct().collect()]
-    if len(models) > 1:
-        raise ValueError(f"faces of several models in {out} ({', '.join(sorted(models))}): embeddings of "
-                         "different models are never put in one graph")
+    check_one_model(r.model for r in faces.select("model").distinct().collect())
     return faces.drop("model")
 
 

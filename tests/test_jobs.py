@@ -5,7 +5,7 @@ import pytest
 from pyspark.sql import Row
 
 from jobs.embed import faces_table, photo_status_table
-from jobs.ingest import album_from_path, extract_photo_files, photos_table
+from jobs.ingest import album_from_path, extract_photo_files, list_photo_files, photos_table
 from jobs.people import people_by_albums, person_albums
 from udfs.embed_photos import RESULT_SCHEMA
 
@@ -18,7 +18,8 @@ def test_photos_are_keyed_by_content_and_keep_every_album(spark, tmp_path):
         folder = tmp_path / album
         folder.mkdir(exist_ok=True)
         (folder / name).write_bytes(content)
-    files = album_from_path(extract_photo_files(spark, str(tmp_path)), str(tmp_path))
+    root = str(tmp_path)
+    files = album_from_path(extract_photo_files(spark, root, list_photo_files(spark, root)), root)
     photos = {r["photo_id"]: r for r in photos_table(files).collect()}
     assert len(photos) == 3  # notes.txt is not a photo; x.jpg and copy.JPG are one photo
     same = photos[hashlib.sha256(b"same bytes").hexdigest()]

@@ -70,5 +70,5 @@ def test_faces_of_two_models_are_refused(spark, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "a" / "faces").rename(tmp_path / "run" / "faces")
     (tmp_path / "b" / "faces" / "part-0.parquet").rename(tmp_path / "run" / "faces" / "part-1.parquet")
-    with pytest.raises(ValueError, match="several models"):
+    with pytest.raises(ValueError, match="different models"):
         knn_graph(spark, str(tmp_path / "run"))
