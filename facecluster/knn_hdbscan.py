@@ -5,9 +5,10 @@ Prim's algorithm over all pairs when d > 60: O(N^2 d) on one thread, a week at a
 512-d faces. Faces have few true neighbours, so the tree's edges are almost all among each
 face's k nearest neighbours. Here:
 
-1. the k nearest neighbours of every face: on a GPU, exact search with torch at any size
-   (every face against every face: seconds at a million faces, so recall is 1); on CPUs, faiss,
-   exact below `exact_below` faces and an HNSW graph index above;
+1. the k nearest neighbours of every face, exact: on a GPU with torch (seconds at a million
+   faces); on CPUs by facecluster.exact_knn (every pair once, in bfloat16, re-ranked in float32:
+   minutes at a million faces). Above `exact_below` faces (two million) the CPU's quadratic cost
+   grows past an hour and an HNSW graph index takes over, at a recall near 0.56;
 2. core distances from them (the distance to the min_samples-th neighbour other than the
    face itself, as the hdbscan library counts) and mutual reachability on the kNN edges;
 3. the minimum spanning forest of that sparse graph (scipy, Kruskal);
@@ -25,7 +26,7 @@ import time
 
 import numpy as np
 
-EXACT_BELOW = 200_000  # faces; above, an HNSW index (its recall is measured in benchmarks/)
+EXACT_BELOW = 2_000_000  # faces; above, on CPUs, an HNSW index (its recall is measured in benchmarks/)
 SEARCH_PAST_AT_MOST = 256  # larger components find their way out with an index of the other faces
 OUTSIDE_BLOCK = 100_000  # faces searched at once when a large component looks outside itself
 
@@ -42,29 +43,40 @@ def _without_self(squared: np.ndarray, found: np.ndarray, rows: np.ndarray, k: i
 
 
 class KnnIndex:
-    """faiss index over unit vectors, Euclidean: exact (flat) or a graph index (HNSW)."""
+    """Search among faces with faiss, Euclidean: exact (brute force, no copy of the faces) or a
+    graph index (HNSW). graph(k) is every face's k nearest."""
 
     def __init__(self, X: np.ndarray, exact: bool, ef_search: int = 64):
         import faiss
 
         self.X = X
-        d = X.shape[1]
-        if exact:
-            index = faiss.IndexFlatL2(d)
-        else:
+        self.exact = exact
+        self.index = None
+        if not exact:
             # HNSW rather than IVF: at 200K synthetic faces it reached the same recall (0.78)
             # in 25 s where IVF-Flat needed 39 s, and its cost grows as N log N, not N^2 / lists.
-            index = faiss.IndexHNSWFlat(d, 32)
-            index.hnsw.efConstruction = 64
-            index.hnsw.efSearch = ef_search
-        index.add(X)
-        self.index = index
+            self.index = faiss.IndexHNSWFlat(X.shape[1], 32)
+            self.index.hnsw.efConstruction = 64
+            self.index.hnsw.efSearch = ef_search
+            self.index.add(X)
 
     def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Euclidean distances and indices of the k nearest faces to X[rows], the face itself excluded."""
+        import faiss
+
         k = min(k, len(self.X) - 1)
-        squared, found = self.index.search(self.X[rows], k + 1)
+        if self.exact:
+            squared, found = faiss.knn(self.X[rows], self.X, k + 1)
+        else:
+            squared, found = self.index.search(self.X[rows], k + 1)
         return _without_self(squared, found, rows, k)
+
+    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.exact:
+            from facecluster.exact_knn import knn_graph
+
+            return knn_graph(self.X, k)
+        return self.search(np.arange(len(self.X)), k)
 
     def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """For each face of a large component, its k nearest faces outside it, exact: searching
@@ -122,6 +134,9 @@ class TorchIndex:
         k = min(k, len(self.X) - 1)
         squared, found = self._nearest(np.asarray(rows, dtype=np.int64), k + 1)
         return _without_self(squared, found, rows, k)
+
+    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.search(np.arange(len(self.X)), k)
 
     def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -247,7 +262,7 @@ class KnnHDBSCAN:
         device = knn_device(self.device)
         index = (TorchIndex(X, device) if device != "cpu"
                  else KnnIndex(X, exact=n < self.exact_below, ef_search=self.ef_search))
-        distances, neighbours = index.search(np.arange(n), k)
+        distances, neighbours = index.graph(k)
         self.neighbours_ = neighbours  # kept so that a benchmark can measure the graph's recall
         timings["knn"] = time.perf_counter() - started
 
