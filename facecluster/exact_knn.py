@@ -1,24 +1,24 @@
 """The exact k-nearest-neighbour graph of a million faces on a few CPU cores.
 
-Graph indexes (HNSW, IVF) lose neighbours on face embeddings: a million faces crowd the
-neighbourhood of each one (at a million synthetic faces the 32nd neighbour is only 0.0004 further
-than the 64th), and HNSW found 56% of them. Here every pair is compared, as fast as the CPU's
-bfloat16 dot-product units allow (VDPBF16PS, twice float32's rate), with three tricks:
+Graph indexes (HNSW, IVF) lose neighbours on face embeddings: a million faces crowd each one's
+neighbourhood (at a million synthetic faces the 64th neighbour is only 0.0004 further, in d^2/2,
+than the 32nd), and HNSW found 56% of the 32 nearest. Here every pair of faces is compared, at
+the rate of the CPU's bfloat16 dot-product instructions (AVX512-BF16: twice float32's), so:
 
-- the matrix product gives d^2 / 2 directly: faces are centred on their mean and extended by
-  four columns, [x, a_hi, a_lo, 1, 1] . [-y, 1, 1, b_hi, b_lo] = a + b - x.y with a = |x|^2 / 2
-  split into two bfloat16 parts. The product accumulates in float32 and is rounded to bfloat16
-  once, at d^2 / 2 near 0.05 for close faces, so its error is about 1e-4. A product of raw
-  unit vectors would be rounded near 0.95, ten times worse than the gaps between neighbours;
-- distances are symmetric, so each pair of blocks is multiplied once and read twice, by its
-  rows and by its columns: half the multiply-adds of a query-by-query search;
-- each face keeps its 2k best candidates by the rounded distance, and a block is scanned only
-  where its minimum beats the face's current 2k-th (bfloat16 bits of a non-negative number
-  order as int16, so the scan compares integers). The 2k candidates are then re-ranked with
-  float32 distances and the k nearest kept. The rounded order holds every one of the true 32
-  nearest within its top 48 at a million faces (measured on 300 faces, 128-d and 512-d).
+- the matrix product gives d^2 / 2 itself: faces are centred on their mean and extended by four
+  columns, [x, a_hi, a_lo, 1, 1] . [-y, 1, 1, b_hi, b_lo] = a + b - x.y with a = |x|^2 / 2 split
+  into two bfloat16 parts. The product adds up in float32 and is rounded to bfloat16 once, near
+  d^2 / 2 = 0.05 for close faces: an error near 1e-4. The product of raw unit vectors would be
+  rounded near 0.95, where bfloat16's step is 0.004, ten times the gaps between neighbours;
+- distances are symmetric, so each pair of blocks is multiplied once and read twice, by its rows
+  and by its columns: half the multiply-adds of searching face by face;
+- each face keeps a heap of its 2k nearest by the rounded distance; a 128 x 128 piece of a tile
+  is read only where its minimum is below the heap's top (the bits of a non-negative bfloat16
+  order as int16, so the scan compares integers, vectorised). The 2k are then re-ranked by float32
+  distance and the k nearest kept. In the rounded order the true 32 nearest all lie within the
+  first 48 (measured on 300 of a million synthetic faces, 128-d and 512-d).
 
-On a GPU, TorchIndex's float32 search is faster still; this is the CPU's exact search.
+On a GPU, TorchIndex's float32 search is faster still; this is the CPU's.
 """
 from __future__ import annotations
 
@@ -115,22 +115,42 @@ def _scan_tile(tile, row_start, column_start, threshold, heap, found, counts, ke
 
 
 @numba.njit(parallel=True, cache=True)
-def _rerank(X, found, counts, k, distances, neighbours):
-    """Each face's candidates by float32 distance; the k nearest, nearest first."""
-    for row in numba.prange(X.shape[0]):
+def _scan_rows(tile, row_start, column_start, row_group, group, threshold, heap, found, counts, keep):
+    """Query faces against a block of all faces, skipping those of the query's own group."""
+    rows, columns = tile.shape
+    for i in numba.prange(rows):
+        row = row_start + i
+        own = row_group[row]
+        for first in range(0, columns, SEGMENT):
+            last = min(columns, first + SEGMENT)
+            if tile[i, first:last].min() < threshold[row]:
+                for j in range(first, last):
+                    if tile[i, j] < threshold[row] and group[column_start + j] != own:
+                        _push(row, column_start + j, tile[i, j], threshold, heap, found, counts, keep)
+
+
+@numba.njit(parallel=True, cache=True)
+def _rerank(queries, X, found, counts, k, distances, neighbours):
+    """Each query's candidates by float32 distance; the k nearest, nearest first (-1 and inf
+    where it has fewer)."""
+    for row in numba.prange(queries.shape[0]):
         n = counts[row]
         squared = np.empty(n, dtype=np.float32)
         for c in range(n):
             other = found[row, c]
             total = np.float32(0.0)
             for t in range(X.shape[1]):
-                diff = X[row, t] - X[other, t]
+                diff = queries[row, t] - X[other, t]
                 total += diff * diff
             squared[c] = total
-        order = np.argsort(squared, kind="mergesort")[:k]
+        order = np.argsort(squared, kind="mergesort")
         for c in range(k):
-            distances[row, c] = np.sqrt(squared[order[c]])
-            neighbours[row, c] = found[row, order[c]]
+            if c < n:
+                distances[row, c] = np.sqrt(squared[order[c]])
+                neighbours[row, c] = found[row, order[c]]
+            else:
+                distances[row, c] = np.inf
+                neighbours[row, c] = -1
 
 
 def _extended(X: np.ndarray, mean: np.ndarray, left: bool):
@@ -148,38 +168,72 @@ def _extended(X: np.ndarray, mean: np.ndarray, left: bool):
     return torch.cat(columns, dim=1).to(torch.bfloat16)
 
 
-def knn_graph(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distances (n x k, float32, nearest first) and indices (int64) of every face's k
-    nearest other faces."""
-    import torch
+class _Tiles:
+    """All faces, extended for the product, and the products of a block of faces with them."""
 
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n = len(X)
-    k = min(k, n - 1)
-    keep = min(n - 1, 2 * k)
-    mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-    right = _extended(X, mean, left=False)
-    threshold = np.full(n, ANY, dtype=np.int16)
-    heap = np.empty((n, keep), dtype=np.int16)
-    found = np.empty((n, keep), dtype=np.int32)
-    counts = np.zeros(n, dtype=np.int32)
-    starts = list(range(0, n, BLOCK))
-    tiles: dict[tuple[int, int], torch.Tensor] = {}
+    def __init__(self, X: np.ndarray):
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.mean = self.X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.right = _extended(self.X, self.mean, left=False)
+        self.starts = range(0, len(self.X), BLOCK)
+        self.buffers = {}
 
-    def product(left, b0):
-        columns = right[b0:b0 + BLOCK]
-        tile = tiles.setdefault((len(left), len(columns)), torch.empty(len(left), len(columns), dtype=torch.bfloat16))
+    def left(self, faces: np.ndarray):
+        return _extended(np.ascontiguousarray(faces, dtype=np.float32), self.mean, left=True)
+
+    def product(self, left, b0: int) -> np.ndarray:
+        """left . right[b0:b0 + BLOCK]^T, as the int16 bits of its bfloat16 values."""
+        import torch
+
+        columns = self.right[b0:b0 + BLOCK]
+        shape = (len(left), len(columns))
+        tile = self.buffers.setdefault(shape, torch.empty(shape, dtype=torch.bfloat16))
         torch.mm(left, columns.T, out=tile)
         return tile.view(torch.int16).numpy()
 
-    for a0 in starts:
-        _scan_diagonal(product(_extended(X[a0:a0 + BLOCK], mean, left=True), a0),
-                       a0, threshold, heap, found, counts, keep)
-    for a, a0 in enumerate(starts):
-        left = _extended(X[a0:a0 + BLOCK], mean, left=True)
-        for b0 in starts[a + 1:]:
-            _scan_tile(product(left, b0), a0, b0, threshold, heap, found, counts, keep)
+
+def _candidates(count: int, keep: int):
+    """Per query: threshold, heap of keep candidates (bits and face), candidates held."""
+    return (np.full(count, ANY, dtype=np.int16), np.empty((count, keep), dtype=np.int16),
+            np.empty((count, keep), dtype=np.int32), np.zeros(count, dtype=np.int32))
+
+
+def knn_graph(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances (n x k, float32, nearest first) and indices (int64) of every face's k
+    nearest other faces."""
+    tiles = _Tiles(X)
+    n = len(tiles.X)
+    k = min(k, n - 1)
+    keep = min(n - 1, 2 * k)
+    candidates = _candidates(n, keep)
+    for a0 in tiles.starts:
+        _scan_diagonal(tiles.product(tiles.left(tiles.X[a0:a0 + BLOCK]), a0), a0, *candidates, keep)
+    for a0 in tiles.starts:
+        left = tiles.left(tiles.X[a0:a0 + BLOCK])
+        for b0 in tiles.starts:
+            if b0 > a0:
+                _scan_tile(tiles.product(left, b0), a0, b0, *candidates, keep)
     distances = np.empty((n, k), dtype=np.float32)
     neighbours = np.empty((n, k), dtype=np.int32)
-    _rerank(X, found, counts, k, distances, neighbours)
+    _rerank(tiles.X, tiles.X, candidates[2], candidates[3], k, distances, neighbours)
+    return distances, neighbours.astype(np.int64)
+
+
+def nearest_other(X: np.ndarray, rows: np.ndarray, group: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each face X[rows], the k nearest faces of another group (group[j] != group[row]):
+    distances (inf where there are fewer) and indices (-1 there). Components of a kNN graph
+    look outside themselves with it."""
+    tiles = _Tiles(X)
+    rows = np.asarray(rows, dtype=np.int64)
+    group = np.ascontiguousarray(group, dtype=np.int64)
+    queries = tiles.X[rows]
+    query_group = group[rows]
+    candidates = _candidates(len(rows), 2 * k)
+    for q0 in range(0, len(rows), BLOCK):
+        left = tiles.left(queries[q0:q0 + BLOCK])
+        for b0 in tiles.starts:
+            _scan_rows(tiles.product(left, b0), q0, b0, query_group, group, *candidates, 2 * k)
+    distances = np.empty((len(rows), k), dtype=np.float32)
+    neighbours = np.empty((len(rows), k), dtype=np.int32)
+    _rerank(queries, tiles.X, candidates[2], candidates[3], k, distances, neighbours)
     return distances, neighbours.astype(np.int64)

@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
+from facecluster import exact_knn
+
 EXACT_BELOW = 2_000_000  # faces; above, on CPUs, an HNSW index (its recall is measured in benchmarks/)
-SEARCH_PAST_AT_MOST = 256  # larger components find their way out with an index of the other faces
-OUTSIDE_BLOCK = 100_000  # faces searched at once when a large component looks outside itself
 
 
 def _without_self(squared: np.ndarray, found: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +43,9 @@ def _without_self(squared: np.ndarray, found: np.ndarray, rows: np.ndarray, k: i
 
 
 class KnnIndex:
-    """Search among faces with faiss, Euclidean: exact (brute force, no copy of the faces) or a
-    graph index (HNSW). graph(k) is every face's k nearest."""
+    """Search among faces on CPUs, Euclidean: exact (facecluster.exact_knn for the graph, faiss's
+    brute force for a few queries) or a graph index (faiss HNSW). graph(k) is every face's k
+    nearest; nearest_other always searches exactly."""
 
     def __init__(self, X: np.ndarray, exact: bool, ef_search: int = 64):
         import faiss
@@ -73,31 +74,12 @@ class KnnIndex:
 
     def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.exact:
-            from facecluster.exact_knn import knn_graph
-
-            return knn_graph(self.X, k)
+            return exact_knn.knn_graph(self.X, k)
         return self.search(np.arange(len(self.X)), k)
 
-    def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """For each face of a large component, its k nearest faces outside it, exact: searching
-        past the component's own size would cost more. The other faces are searched a block at
-        a time, so that no copy of them all is made (2 GB at a million 512-d faces)."""
-        import faiss
-
-        outside = np.flatnonzero(~inside)
-        queries = self.X[inside]
-        k = min(k, len(outside))
-        squared = np.empty((len(queries), 0), dtype=np.float32)
-        found = np.empty((len(queries), 0), dtype=np.int64)
-        for start in range(0, len(outside), OUTSIDE_BLOCK):
-            block = outside[start:start + OUTSIDE_BLOCK]
-            block_squared, block_found = faiss.knn(queries, self.X[block], min(k, len(block)))
-            squared = np.concatenate([squared, block_squared], axis=1)
-            found = np.concatenate([found, block[block_found]], axis=1)
-            nearest = np.argsort(squared, axis=1, kind="stable")[:, :k]
-            squared = np.take_along_axis(squared, nearest, axis=1)
-            found = np.take_along_axis(found, nearest, axis=1)
-        return np.sqrt(np.clip(squared, 0, None)), found
+    def nearest_other(self, rows: np.ndarray, group: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest faces of another group to each face X[rows] (inf and -1 where fewer)."""
+        return exact_knn.nearest_other(self.X, rows, group, k)
 
 
 class TorchIndex:
@@ -114,7 +96,7 @@ class TorchIndex:
         self.faces = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
         self.norms = (self.faces * self.faces).sum(dim=1)
 
-    def _nearest(self, rows: np.ndarray, k: int, excluded=None) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(self, rows: np.ndarray, k: int, group=None) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         block = max(1, self.BLOCK_ELEMENTS // len(self.X))
@@ -123,9 +105,10 @@ class TorchIndex:
             picked = torch.from_numpy(rows[start:start + block]).to(self.faces.device)
             distances = (self.norms[picked, None] + self.norms[None, :]
                          - 2 * self.faces[picked] @ self.faces.T)
-            if excluded is not None:
-                distances[:, excluded] = torch.inf
+            if group is not None:
+                distances[group[picked][:, None] == group[None, :]] = torch.inf
             values, indices = torch.topk(distances, k, dim=1, largest=False)
+            indices[torch.isinf(values)] = -1
             squared.append(values.cpu().numpy())
             found.append(indices.cpu().numpy())
         return np.concatenate(squared), np.concatenate(found).astype(np.int64)
@@ -138,11 +121,11 @@ class TorchIndex:
     def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.search(np.arange(len(self.X)), k)
 
-    def nearest_outside(self, inside: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def nearest_other(self, rows: np.ndarray, group: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        squared, found = self._nearest(np.flatnonzero(inside), min(k, int((~inside).sum())),
-                                       excluded=torch.from_numpy(inside).to(self.faces.device))
+        squared, found = self._nearest(np.asarray(rows, dtype=np.int64), min(k, len(self.X)),
+                                       group=torch.from_numpy(np.asarray(group)).to(self.faces.device))
         return np.sqrt(np.clip(squared, 0, None)), found
 
 
@@ -167,49 +150,50 @@ def _forest(n: int, i: np.ndarray, j: np.ndarray, w: np.ndarray):
 
 
 def _join_components(index: KnnIndex | TorchIndex, core: np.ndarray, k: int, edges: tuple) -> tuple[tuple, int]:
-    """Add each component's cheapest mutual-reachability edge to the rest until one tree."""
+    """Add each component's cheapest mutual-reachability edge to the rest until one tree (Borůvka
+    rounds). Each face outside the largest component looks for its k nearest faces of another
+    component, exactly. A face's list stays right in later rounds while one of its faces is still
+    outside its grown component (its new outside is a subset of the old), so only faces whose
+    list fell wholly inside are searched again."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(core)
     i, j, w = edges
     added = 0
+    outside_distances = outside = None
     while True:
         count, component = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
         if count == 1:
             return (i, j, w), added
-        sizes = np.bincount(component)
-        largest = int(np.argmax(sizes))
-        best: dict[int, tuple[float, int, int]] = {}
-
-        def consider(faces, distances, found):
-            outside = (found >= 0) & (component[np.maximum(found, 0)] != component[faces][:, None])
-            mutual = np.maximum(np.maximum(distances, core[faces][:, None]), core[np.maximum(found, 0)])
-            mutual[~outside] = np.inf
-            column = mutual.argmin(axis=1)
-            value = mutual[np.arange(len(faces)), column]
-            for face, other, cost in zip(faces, found[np.arange(len(faces)), column], value):
-                c = component[face]
-                if np.isfinite(cost) and (c not in best or cost < best[c][0]):
-                    best[c] = (float(cost), int(face), int(other))
-
-        pending = np.flatnonzero(component != largest)
-        small = sizes[component[pending]] < SEARCH_PAST_AT_MOST
-        if small.any():
-            # A component of s faces needs more than s neighbours to see past itself.
-            faces = pending[small]
-            consider(faces, *index.search(faces, int(sizes[component[faces]].max()) + k))
-        for c in np.unique(component[pending[~small]]):
-            inside = component == c
-            consider(np.flatnonzero(inside), *index.nearest_outside(inside, k))
-        assert best, "the kNN graph could not be connected"
-        extra = np.array([(a, b, cost) for cost, a, b in best.values()])
-        i = np.concatenate([i, extra[:, 0].astype(np.int64)])
-        j = np.concatenate([j, extra[:, 1].astype(np.int64)])
-        w = np.concatenate([w, extra[:, 2]])
+        if outside is None:
+            outside_distances = np.full((n, k), np.inf, dtype=np.float32)
+            outside = np.full((n, k), -1, dtype=np.int64)
+        largest = int(np.argmax(np.bincount(component)))
+        faces = np.flatnonzero(component != largest)
+        found = outside[faces]
+        is_outside = (found >= 0) & (component[np.maximum(found, 0)] != component[faces][:, None])
+        stale = faces[~is_outside.any(axis=1)]
+        if len(stale):
+            outside_distances[stale], outside[stale] = index.nearest_other(stale, component, k)
+            found = outside[faces]
+            is_outside = (found >= 0) & (component[np.maximum(found, 0)] != component[faces][:, None])
+        mutual = np.maximum(np.maximum(outside_distances[faces], core[faces][:, None]), core[np.maximum(found, 0)])
+        mutual[~is_outside] = np.inf
+        column = mutual.argmin(axis=1)
+        cost = mutual[np.arange(len(faces)), column]
+        other = found[np.arange(len(faces)), column]
+        # The cheapest edge of each component: sort by component, then cost; keep the first.
+        order = np.lexsort((cost, component[faces]))
+        first = order[np.r_[True, np.diff(component[faces][order]) != 0]]
+        first = first[np.isfinite(cost[first])]
+        assert len(first), "the kNN graph could not be connected"
+        i = np.concatenate([i, faces[first]])
+        j = np.concatenate([j, other[first]])
+        w = np.concatenate([w, cost[first].astype(np.float64)])
         forest = _forest(n, i, j, w)
         i, j, w = forest.row.astype(np.int64), forest.col.astype(np.int64), forest.data
-        added += len(extra)
+        added += len(first)
 
 
 def _in_big_stack(function, *args):

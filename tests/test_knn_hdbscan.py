@@ -61,6 +61,31 @@ def test_a_graph_that_falls_apart_is_joined_with_real_edges():
     assert (model.labels_ == expected_labels).all() or len(set(zip(model.labels_, expected_labels))) == 30
 
 
+def test_the_cpu_graph_is_the_exact_graph(monkeypatch):
+    """facecluster.exact_knn compares every pair once in bfloat16 and re-ranks in float32. Its
+    graph must be faiss's brute force one; blocks are forced small so that tiles are read by
+    rows and by columns and the last block is partial. One photo appears twice (distance 0)."""
+    from facecluster import exact_knn
+    from facecluster.knn_hdbscan import KnnIndex
+
+    X, _ = generate(3000, DLIB_LIKE, seed=4)
+    X[7] = X[2900]
+    monkeypatch.setattr(exact_knn, "BLOCK", 512)
+    distances, found = exact_knn.knn_graph(X, 16)
+    expected_distances, expected = KnnIndex(X, exact=True).search(np.arange(len(X)), 16)
+    recall = np.mean([len(set(a) & set(b)) / 16 for a, b in zip(found, expected)])
+    assert recall >= 0.999  # float32 ties may swap two equally near faces
+    # Squared: faiss puts the copies of one photo 0.0008 apart (the root of its rounding), here 0.
+    assert np.allclose(distances ** 2, expected_distances ** 2, atol=1e-5)
+    assert (np.diff(distances, axis=1) >= 0).all()
+    assert (found != np.arange(len(X))[:, None]).all()
+    assert found[7, 0] == 2900 and found[2900, 0] == 7 and distances[7, 0] == 0
+    # Fewer faces than k + 1: every other face, nearest first.
+    few_distances, few = exact_knn.knn_graph(X[:5], 32)
+    assert few.shape == (5, 4) and sorted(few[0]) == [1, 2, 3, 4]
+    assert np.allclose(few_distances[0], np.sort(np.linalg.norm(X[1:5] - X[0], axis=1)), atol=1e-5)
+
+
 def test_the_approximate_index_keeps_the_clustering():
     """Above EXACT_BELOW faces the kNN graph comes from an HNSW index; forced here at 20K faces,
     its clustering must stay that of the exact graph."""
@@ -80,7 +105,7 @@ def test_the_gpu_search_finds_the_exact_graph_and_clustering(monkeypatch):
     # TorchIndex is what runs on a GPU; here it runs the same code on torch's CPU device.
     from sklearn.metrics import adjusted_rand_score
 
-    from facecluster import knn_hdbscan
+    from facecluster import exact_knn, knn_hdbscan
     from facecluster.knn_hdbscan import KnnIndex, TorchIndex
 
     X, _ = generate(3000, DLIB_LIKE, seed=2)
@@ -89,14 +114,23 @@ def test_the_gpu_search_finds_the_exact_graph_and_clustering(monkeypatch):
     distances, found = TorchIndex(X, device="cpu").search(rows, 8)
     assert (found == expected).mean() >= 0.999  # float32 ties may swap two equally near faces
     assert np.allclose(distances, expected_distances, atol=1e-4)
-    inside = np.zeros(len(X), dtype=bool)
-    inside[:500] = True
-    outside_distances, outside = TorchIndex(X, device="cpu").nearest_outside(inside, 4)
-    assert (outside >= 500).all()
-    monkeypatch.setattr(knn_hdbscan, "OUTSIDE_BLOCK", 700)  # faiss's side searches the outside in 4 blocks
-    faiss_distances, faiss_outside = KnnIndex(X, exact=True).nearest_outside(inside, 4)
-    assert np.allclose(outside_distances, faiss_distances, atol=1e-4)
-    assert (outside == faiss_outside).mean() >= 0.999
+    # Each face's nearest faces of another group (as components look outside themselves):
+    # torch's search against the CPU's bfloat16 one, with blocks forced small on the CPU side.
+    group = np.repeat(np.arange(30), 100)
+    group[:600] = 0  # one group of 600 faces among groups of 100
+    asked = np.r_[0:700:7, 2990:3000]
+    torch_distances, torch_other = TorchIndex(X, device="cpu").nearest_other(asked, group, 4)
+    monkeypatch.setattr(exact_knn, "BLOCK", 256)
+    cpu_distances, cpu_other = KnnIndex(X, exact=True).nearest_other(asked, group, 4)
+    assert (group[cpu_other] != group[asked][:, None]).all()
+    assert np.allclose(cpu_distances, torch_distances, atol=1e-4)
+    assert (cpu_other == torch_other).mean() >= 0.99
+    brute = np.linalg.norm(X[asked][:, None] - X[None], axis=2)
+    brute[group[asked][:, None] == group[None]] = np.inf
+    assert np.allclose(cpu_distances, np.sort(brute, axis=1)[:, :4], atol=1e-4)
+    # Fewer faces of other groups than asked for: inf and -1.
+    few_distances, few = KnnIndex(X, exact=True).nearest_other(np.array([0]), np.r_[np.zeros(2998), 1, 2], 4)
+    assert sorted(few[0, :2]) == [2998, 2999] and (few[0, 2:] == -1).all() and np.isinf(few_distances[0, 2:]).all()
     # The whole estimator with every search (graph and component joining) done by TorchIndex.
     with_faiss = KnnHDBSCAN(k=8, device="cpu").fit(X)
     monkeypatch.setattr(knn_hdbscan, "KnnIndex", lambda X, exact, ef_search: TorchIndex(X, device="cpu"))
