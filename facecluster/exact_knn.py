@@ -155,17 +155,22 @@ def _rerank(queries, X, found, counts, k, distances, neighbours):
 
 def _extended(X: np.ndarray, mean: np.ndarray, left: bool):
     """Faces centred on `mean` with four columns, so that left . right^T = squared distance / 2,
-    in bfloat16. Centring shrinks |x|, and with it the rounding of x.y."""
+    in bfloat16. Centring shrinks |x|, and with it the rounding of x.y. Built 65,536 faces at a
+    time: float64 copies of a million 512-d faces would take 4 GB each."""
     import torch
 
-    centred = torch.from_numpy(X - mean)
-    half = 0.5 * (centred.double() ** 2).sum(dim=1, keepdim=True)
-    high = half.to(torch.bfloat16).double()
-    low = (half - high).float()
-    high = high.float()
-    ones = torch.ones_like(low)
-    columns = [centred, high, low, ones, ones] if left else [-centred, ones, ones, high, low]
-    return torch.cat(columns, dim=1).to(torch.bfloat16)
+    d = X.shape[1]
+    extended = torch.empty((len(X), d + 4), dtype=torch.bfloat16)
+    for start in range(0, len(X), 65536):
+        centred = torch.from_numpy(X[start:start + 65536] - mean)
+        half = 0.5 * (centred.double() ** 2).sum(dim=1, keepdim=True)
+        high = half.to(torch.bfloat16).double()
+        low = (half - high).float()
+        high = high.float()
+        ones = torch.ones_like(low)
+        columns = [centred, high, low, ones, ones] if left else [-centred, ones, ones, high, low]
+        extended[start:start + len(centred)] = torch.cat(columns, dim=1)
+    return extended
 
 
 class _Tiles:
