@@ -26,8 +26,8 @@ import numba
 import numpy as np
 
 BLOCK = 2048  # faces per block: a 2048 x 2048 bfloat16 tile (8 MB) stays in the L3 cache
+INT8_FROM = 256  # dimensions from which the product runs in int8 (see _Tiles)
 SEGMENT = 128  # a tile is scanned in 128 x 128 pieces: the minimum of each decides whether to look inside
-ANY = np.int16(32767)  # threshold while a face has fewer than `keep` candidates: accept every distance
 
 
 @numba.njit(cache=True)
@@ -72,9 +72,9 @@ def _scan_diagonal(tile, start, threshold, heap, found, counts, keep):
     for i in numba.prange(size):
         row = start + i
         values = tile[i].copy()
-        values[i] = ANY
+        values[i] = values.max()  # the face itself, last; skipped below
         # Only values up to the keep-th smallest can stay in the heap: skip the others unpushed.
-        cut = np.partition(values, keep - 1)[keep - 1] if size - 1 > keep else ANY
+        cut = np.partition(values, keep - 1)[keep - 1] if size - 1 > keep else values.max()
         for j in range(size):
             if j != i and values[j] <= cut:
                 _push(row, start + j, values[j], threshold, heap, found, counts, keep)
@@ -97,11 +97,11 @@ def _scan_tile(tile, row_start, column_start, threshold, heap, found, counts, ke
     for c in numba.prange(chunks):
         first = c * SEGMENT
         last = min(columns, first + SEGMENT)
-        lowest = np.empty(last - first, dtype=np.int16)
+        lowest = tile[0, first:last].copy()
         for top in range(0, rows, SEGMENT):
             bottom = min(rows, top + SEGMENT)
-            lowest[:] = ANY
-            for i in range(top, bottom):
+            lowest[:] = tile[top, first:last]
+            for i in range(top + 1, bottom):
                 piece = tile[i, first:last]
                 for j in range(last - first):
                     if piece[j] < lowest[j]:
@@ -173,34 +173,77 @@ def _extended(X: np.ndarray, mean: np.ndarray, left: bool):
     return extended
 
 
+def _quantised(X: np.ndarray, mean: np.ndarray, scale: float, digits: int, left: bool):
+    """Faces centred, scaled and rounded to int8, with columns that add half their squared norms,
+    so that left . right^T = |q_i - q_j|^2 / 2 in int32, exactly for the rounded faces. A half
+    norm h (up to a few hundred thousand) is written as 127 * (sum of `digits` int8 digits) + r."""
+    import torch
+
+    d = X.shape[1]
+    width = -(-(d + 2 * digits + 2) // 8) * 8  # int8 products want a multiple of 8
+    quantised = torch.zeros((len(X), width), dtype=torch.int8)
+    for start in range(0, len(X), 65536):
+        q = np.rint((X[start:start + 65536] - mean) * scale).astype(np.int64)
+        half = np.rint(0.5 * (q * q).sum(axis=1)).astype(np.int64)
+        parts = np.clip(half[:, None] // 127 - 127 * np.arange(digits)[None, :], 0, 127)
+        rest = half % 127
+        weights = np.full((len(q), digits), 127)
+        ones = np.ones((len(q), 1), dtype=np.int64)
+        columns = ([q, parts, rest[:, None], weights, ones] if left
+                   else [-q, weights, ones, parts, rest[:, None]])
+        block = np.concatenate(columns, axis=1)
+        quantised[start:start + len(q), :block.shape[1]] = torch.from_numpy(block.astype(np.int8))
+    return quantised
+
+
 class _Tiles:
-    """All faces, extended for the product, and the products of a block of faces with them."""
+    """All faces, extended for the product, and the products of a block of faces with them.
+
+    Below 256 dimensions the product runs in bfloat16 (returned as the int16 bits of its
+    values); from 256 in int8 with int32 sums (AVX512-VNNI), twice bfloat16's rate at 512-d
+    (945 against 497 billion multiply-adds a second on this machine's two cores) but no faster
+    at 128-d. Both order pairs by squared distance."""
 
     def __init__(self, X: np.ndarray):
         self.X = np.ascontiguousarray(X, dtype=np.float32)
         self.mean = self.X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.right = _extended(self.X, self.mean, left=False)
+        self.int8 = X.shape[1] >= INT8_FROM
+        if self.int8:
+            largest = max(float(np.abs(self.X[s:s + 65536] - self.mean).max()) for s in range(0, len(X), 65536))
+            self.scale = 127.0 / max(largest, 1e-12)
+            most = 0.5 * self.scale ** 2 * max(float(((self.X[s:s + 65536] - self.mean) ** 2).sum(axis=1).max())
+                                               for s in range(0, len(X), 65536))  # the largest half norm
+            self.digits = int(most // 127 // 127) + 2
+            self.right = _quantised(self.X, self.mean, self.scale, self.digits, left=False)
+        else:
+            self.right = _extended(self.X, self.mean, left=False)
         self.starts = range(0, len(self.X), BLOCK)
         self.buffers = {}
 
     def left(self, faces: np.ndarray):
-        return _extended(np.ascontiguousarray(faces, dtype=np.float32), self.mean, left=True)
+        faces = np.ascontiguousarray(faces, dtype=np.float32)
+        if self.int8:
+            return _quantised(faces, self.mean, self.scale, self.digits, left=True)
+        return _extended(faces, self.mean, left=True)
 
     def product(self, left, b0: int) -> np.ndarray:
-        """left . right[b0:b0 + BLOCK]^T, as the int16 bits of its bfloat16 values."""
+        """left . right[b0:b0 + BLOCK]^T: int32, or the int16 bits of bfloat16 values."""
         import torch
 
         columns = self.right[b0:b0 + BLOCK]
+        if self.int8:
+            return torch._int_mm(left, columns.T).numpy()
         shape = (len(left), len(columns))
         tile = self.buffers.setdefault(shape, torch.empty(shape, dtype=torch.bfloat16))
         torch.mm(left, columns.T, out=tile)
         return tile.view(torch.int16).numpy()
 
-
-def _candidates(count: int, keep: int):
-    """Per query: threshold, heap of keep candidates (bits and face), candidates held."""
-    return (np.full(count, ANY, dtype=np.int16), np.empty((count, keep), dtype=np.int16),
-            np.empty((count, keep), dtype=np.int32), np.zeros(count, dtype=np.int32))
+    def candidates(self, count: int, keep: int):
+        """Per query: threshold (at first any distance), heap of keep candidates (value and
+        face), candidates held."""
+        dtype = np.int32 if self.int8 else np.int16
+        return (np.full(count, np.iinfo(dtype).max, dtype=dtype), np.empty((count, keep), dtype=dtype),
+                np.empty((count, keep), dtype=np.int32), np.zeros(count, dtype=np.int32))
 
 
 def knn_graph(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +253,7 @@ def knn_graph(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(tiles.X)
     k = min(k, n - 1)
     keep = min(n - 1, 2 * k)
-    candidates = _candidates(n, keep)
+    candidates = tiles.candidates(n, keep)
     for a0 in tiles.starts:
         _scan_diagonal(tiles.product(tiles.left(tiles.X[a0:a0 + BLOCK]), a0), a0, *candidates, keep)
     for a0 in tiles.starts:
@@ -233,7 +276,7 @@ def nearest_other(X: np.ndarray, rows: np.ndarray, group: np.ndarray, k: int) ->
     group = np.ascontiguousarray(group, dtype=np.int64)
     queries = tiles.X[rows]
     query_group = group[rows]
-    candidates = _candidates(len(rows), 2 * k)
+    candidates = tiles.candidates(len(rows), 2 * k)
     for q0 in range(0, len(rows), BLOCK):
         left = tiles.left(queries[q0:q0 + BLOCK])
         for b0 in tiles.starts:

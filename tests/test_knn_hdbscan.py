@@ -61,16 +61,19 @@ def test_a_graph_that_falls_apart_is_joined_with_real_edges():
     assert (model.labels_ == expected_labels).all() or len(set(zip(model.labels_, expected_labels))) == 30
 
 
-def test_the_cpu_graph_is_the_exact_graph(monkeypatch):
-    """facecluster.exact_knn compares every pair once in bfloat16 and re-ranks in float32. Its
-    graph must be faiss's brute force one; blocks are forced small so that tiles are read by
-    rows and by columns and the last block is partial. One photo appears twice (distance 0)."""
+@pytest.mark.parametrize("product", ["bfloat16", "int8"])
+def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
+    """facecluster.exact_knn compares every pair once, in bfloat16 (below 256 dimensions) or
+    int8 (from 256; forced here at 128), and re-ranks in float32. Its graph must be faiss's
+    brute force one; blocks are forced small so that tiles are read by rows and by columns and
+    the last block is partial. One photo appears twice (distance 0)."""
     from facecluster import exact_knn
     from facecluster.knn_hdbscan import KnnIndex
 
     X, _ = generate(3000, DLIB_LIKE, seed=4)
     X[7] = X[2900]
     monkeypatch.setattr(exact_knn, "BLOCK", 512)
+    monkeypatch.setattr(exact_knn, "INT8_FROM", 0 if product == "int8" else 10**6)
     distances, found = exact_knn.knn_graph(X, 16)
     expected_distances, expected = KnnIndex(X, exact=True).search(np.arange(len(X)), 16)
     recall = np.mean([len(set(a) & set(b)) / 16 for a, b in zip(found, expected)])
