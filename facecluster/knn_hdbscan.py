@@ -6,16 +6,17 @@ Prim's algorithm over all pairs when d > 60: O(N^2 d) on one thread, a week at a
 face's k nearest neighbours. Here:
 
 1. the k nearest neighbours of every face, exact: on a GPU with torch (seconds at a million
-   faces); on CPUs by facecluster.exact_knn (every pair once, in bfloat16, re-ranked in float32:
-   minutes at a million faces). Above `exact_below` faces (two million) the CPU's quadratic cost
+   faces); on CPUs by facecluster.exact_knn (every pair once, in bfloat16 or int8, re-ranked in
+   float32: minutes at a million faces). Above `exact_below` faces (two million) the CPU's quadratic cost
    grows past an hour and an HNSW graph index takes over, at a recall near 0.56;
 2. core distances from them (the distance to the min_samples-th neighbour other than the
    face itself, as the hdbscan library counts) and mutual reachability on the kNN edges;
 3. the minimum spanning forest of that sparse graph (scipy, Kruskal);
-4. a kNN graph falls apart into components (a small group whose neighbours are all inside
-   it); each component but the largest adds its cheapest real mutual-reachability edge to
-   the rest (a Borůvka step) until the graph is one tree. Left as infinite edges they would
-   make every component a cluster of its own;
+4. a kNN graph falls apart into components (a group whose neighbours are all inside it: at
+   512-d, a person with more than k faces); each component but the largest adds its cheapest
+   real mutual-reachability edge to the rest (Borůvka rounds) until the graph is one tree,
+   searching exactly from up to 256 faces on its rim. Left as infinite edges they would make
+   every component a cluster of its own;
 5. HDBSCAN's condensed tree and cluster selection on that tree, with fast_hdbscan's
    functions, run in a thread with a large stack so that deep trees do not overflow it.
 """
