@@ -157,7 +157,7 @@ def _searched_per_component(X: np.ndarray, faces: np.ndarray, component: np.ndar
     person photographed 12,000 times) would otherwise search the archive 12,000 times."""
     groups = component[faces]
     sizes = np.bincount(groups)
-    if sizes.max() <= JOIN_SEARCHES_PER_COMPONENT:
+    if len(faces) == 0 or sizes.max() <= JOIN_SEARCHES_PER_COMPONENT:
         return faces
     centroids = np.zeros((len(sizes), X.shape[1]))
     np.add.at(centroids, groups, X[faces])
@@ -170,8 +170,8 @@ def _searched_per_component(X: np.ndarray, faces: np.ndarray, component: np.ndar
 
 def _join_components(index: KnnIndex | TorchIndex, core: np.ndarray, k: int, edges: tuple) -> tuple[tuple, int]:
     """Add each component's cheapest mutual-reachability edge to the rest until one tree (Borůvka
-    rounds). Each face outside the largest component looks for its k nearest faces of another
-    component, exactly. A face's list stays right in later rounds while one of its faces is still
+    rounds). Faces outside the largest component (at most JOIN_SEARCHES_PER_COMPONENT of each
+    component, on its rim) look for their k nearest faces of another component, exactly. A face's list stays right in later rounds while one of its faces is still
     outside its grown component (its new outside is a subset of the old), so only faces whose
     list fell wholly inside are searched again."""
     from scipy.sparse import coo_matrix
