@@ -61,6 +61,25 @@ def test_a_graph_that_falls_apart_is_joined_with_real_edges():
     assert (model.labels_ == expected_labels).all() or len(set(zip(model.labels_, expected_labels))) == 30
 
 
+def test_components_search_from_their_rim_only(monkeypatch):
+    """Large components look outside themselves from at most JOIN_SEARCHES_PER_COMPONENT faces
+    (forced to 2 here, for groups of 40): the tree is still connected with real edges, the
+    people are the same, and the tree is heavier than exact by little."""
+    from facecluster import knn_hdbscan
+
+    rng = np.random.default_rng(1)
+    X = np.repeat(rng.normal(size=(12, 64)), 40, axis=0) + rng.normal(size=(480, 64)) * 0.05
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    every_face = KnnHDBSCAN(min_cluster_size=2, min_samples=2, k=8).fit(X)
+    monkeypatch.setattr(knn_hdbscan, "JOIN_SEARCHES_PER_COMPONENT", 2)
+    rim = KnnHDBSCAN(min_cluster_size=2, min_samples=2, k=8).fit(X)
+    assert rim.joining_edges_ >= 11
+    assert np.isfinite(rim.minimum_spanning_tree_[:, 2]).all() and len(rim.minimum_spanning_tree_) == len(X) - 1
+    assert len(set(zip(rim.labels_, every_face.labels_))) == len(set(every_face.labels_)) == 12
+    weight, exact_weight = rim.minimum_spanning_tree_[:, 2].sum(), every_face.minimum_spanning_tree_[:, 2].sum()
+    assert exact_weight <= weight <= exact_weight * 1.05
+
+
 @pytest.mark.parametrize("product", ["bfloat16", "int8"])
 def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
     """facecluster.exact_knn compares every pair once, in bfloat16 (below 256 dimensions) or
