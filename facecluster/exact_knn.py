@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 BLOCK = 2048  # faces per block: a 2048 x 2048 bfloat16 tile (8 MB) stays in the L3 cache
-INT8_FROM = 256  # dimensions from which the product runs in int8 (see _Tiles)
+INT8_FROM = 256  # dimensions from which the product runs in int8 (see ExactSearch)
 SEGMENT = 128  # a tile is scanned in 128 x 128 pieces: the minimum of each decides whether to look inside
 
 
@@ -203,8 +203,9 @@ def _quantised(X: np.ndarray, mean: np.ndarray, scale: float, digits: int, left:
     return quantised
 
 
-class _Tiles:
-    """All faces, extended for the product, and the products of a block of faces with them.
+class ExactSearch:
+    """All faces, extended for the product once: every face's k nearest (graph) and each
+    query's k nearest of another group (nearest_other), by the same tiles.
 
     Below 256 dimensions the product runs in bfloat16 (returned as the int16 bits of its
     values); from 256 in int8 with int32 sums (AVX512-VNNI), twice bfloat16's rate at 512-d
@@ -216,24 +217,27 @@ class _Tiles:
         self.mean = self.X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.int8 = X.shape[1] >= INT8_FROM
         if self.int8:
-            largest = max(float(np.abs(self.X[s:s + 65536] - self.mean).max()) for s in range(0, len(X), 65536))
-            self.scale = 127.0 / max(largest, 1e-12)
-            most = 0.5 * self.scale ** 2 * max(float(((self.X[s:s + 65536] - self.mean) ** 2).sum(axis=1).max())
-                                               for s in range(0, len(X), 65536))  # the largest half norm
-            self.digits = int(most // 127 // 127) + 2
+            largest_value = largest_norm = 0.0
+            for start in range(0, len(self.X), 65536):
+                centred = self.X[start:start + 65536] - self.mean
+                largest_value = max(largest_value, float(np.abs(centred).max()))
+                largest_norm = max(largest_norm, float((centred ** 2).sum(axis=1).max()))
+            self.scale = 127.0 / max(largest_value, 1e-12)
+            largest_half_norm = 0.5 * self.scale ** 2 * largest_norm
+            self.digits = int(largest_half_norm // 127 // 127) + 2
             self.right = _quantised(self.X, self.mean, self.scale, self.digits, left=False)
         else:
             self.right = _extended(self.X, self.mean, left=False)
         self.starts = range(0, len(self.X), BLOCK)
         self.buffers = {}
 
-    def left(self, faces: np.ndarray):
+    def _left(self, faces: np.ndarray):
         faces = np.ascontiguousarray(faces, dtype=np.float32)
         if self.int8:
             return _quantised(faces, self.mean, self.scale, self.digits, left=True)
         return _extended(faces, self.mean, left=True)
 
-    def product(self, left, b0: int) -> np.ndarray:
+    def _product(self, left, b0: int) -> np.ndarray:
         """left . right[b0:b0 + BLOCK]^T: int32, or the int16 bits of bfloat16 values."""
         import torch
 
@@ -245,50 +249,46 @@ class _Tiles:
         torch.mm(left, columns.T, out=tile)
         return tile.view(torch.int16).numpy()
 
-    def candidates(self, count: int, keep: int):
+    def _candidates(self, count: int, keep: int):
         """Per query: threshold (at first any distance), heap of keep candidates (value and
         face), candidates held."""
         dtype = np.int32 if self.int8 else np.int16
         return (np.full(count, np.iinfo(dtype).max, dtype=dtype), np.empty((count, keep), dtype=dtype),
                 np.empty((count, keep), dtype=np.int32), np.zeros(count, dtype=np.int32))
 
+    def _reranked(self, queries: np.ndarray, candidates: tuple, k: int) -> tuple[np.ndarray, np.ndarray]:
+        distances = np.empty((len(queries), k), dtype=np.float32)
+        neighbours = np.empty((len(queries), k), dtype=np.int32)
+        _rerank(queries, self.X, candidates[2], candidates[3], k, distances, neighbours)
+        return distances, neighbours.astype(np.int64)
 
-def knn_graph(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distances (n x k, float32, nearest first) and indices (int64) of every face's k
-    nearest other faces."""
-    tiles = _Tiles(X)
-    n = len(tiles.X)
-    k = min(k, n - 1)
-    keep = min(n - 1, 2 * k)
-    candidates = tiles.candidates(n, keep)
-    for a0 in tiles.starts:
-        _scan_diagonal(tiles.product(tiles.left(tiles.X[a0:a0 + BLOCK]), a0), a0, *candidates, keep)
-    for a0 in tiles.starts:
-        left = tiles.left(tiles.X[a0:a0 + BLOCK])
-        for b0 in tiles.starts:
-            if b0 > a0:
-                _scan_tile(tiles.product(left, b0), a0, b0, *candidates, keep)
-    distances = np.empty((n, k), dtype=np.float32)
-    neighbours = np.empty((n, k), dtype=np.int32)
-    _rerank(tiles.X, tiles.X, candidates[2], candidates[3], k, distances, neighbours)
-    return distances, neighbours.astype(np.int64)
+    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Euclidean distances (n x k, float32, nearest first) and indices (int64) of every
+        face's k nearest other faces."""
+        n = len(self.X)
+        k = min(k, n - 1)
+        keep = min(n - 1, 2 * k)
+        candidates = self._candidates(n, keep)
+        for a0 in self.starts:
+            _scan_diagonal(self._product(self._left(self.X[a0:a0 + BLOCK]), a0), a0, *candidates, keep)
+        for a0 in self.starts:
+            left = self._left(self.X[a0:a0 + BLOCK])
+            for b0 in self.starts:
+                if b0 > a0:
+                    _scan_tile(self._product(left, b0), a0, b0, *candidates, keep)
+        return self._reranked(self.X, candidates, k)
 
-
-def nearest_other(X: np.ndarray, rows: np.ndarray, group: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each face X[rows], the k nearest faces of another group (group[j] != group[row]):
-    distances (inf where there are fewer) and indices (-1 there). Components of a kNN graph
-    look outside themselves with it."""
-    tiles = _Tiles(X)
-    rows = np.asarray(rows, dtype=np.int64)
-    group = np.ascontiguousarray(group, dtype=np.int64)
-    queries = tiles.X[rows]
-    query_group = group[rows]
-    candidates = tiles.candidates(len(rows), 2 * k)
-    for q0 in range(0, len(rows), BLOCK):
-        left = tiles.left(queries[q0:q0 + BLOCK])
-        for b0 in tiles.starts:
-            _scan_rows(tiles.product(left, b0), q0, b0, query_group, group, *candidates, 2 * k)
-    distances = np.empty((len(rows), k), dtype=np.float32)
-    neighbours = np.empty((len(rows), k), dtype=np.int32)
-    _rerank(queries, tiles.X, candidates[2], candidates[3], k, distances, neighbours)
-    return distances, neighbours.astype(np.int64)
+    def nearest_other(self, rows: np.ndarray, group: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each face X[rows], the k nearest faces of another group (group[j] != group[row]):
+        distances (inf where there are fewer) and indices (-1 there). Components of a kNN graph
+        look outside themselves with it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        group = np.ascontiguousarray(group, dtype=np.int64)
+        queries = self.X[rows]
+        query_group = group[rows]
+        candidates = self._candidates(len(rows), 2 * k)
+        for q0 in range(0, len(rows), BLOCK):
+            left = self._left(queries[q0:q0 + BLOCK])
+            for b0 in self.starts:
+                _scan_rows(self._product(left, b0), q0, b0, query_group, group, *candidates, 2 * k)
+        return self._reranked(queries, candidates, k)

@@ -55,6 +55,7 @@ class KnnIndex:
         self.X = X
         self.exact = exact
         self.index = None
+        self.joining_search = None  # built at the first join and kept for later Borůvka rounds
         if not exact:
             # HNSW rather than IVF: at 200K synthetic faces it reached the same recall (0.78)
             # in 25 s where IVF-Flat needed 39 s, and its cost grows as N log N, not N^2 / lists.
@@ -76,12 +77,15 @@ class KnnIndex:
 
     def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.exact:
-            return exact_knn.knn_graph(self.X, k)
+            # Not kept: most graphs need no joining, and its extended faces would stay in memory.
+            return exact_knn.ExactSearch(self.X).graph(k)
         return self.search(np.arange(len(self.X)), k)
 
     def nearest_other(self, rows: np.ndarray, group: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest faces of another group to each face X[rows] (inf and -1 where fewer)."""
-        return exact_knn.nearest_other(self.X, rows, group, k)
+        if self.joining_search is None:
+            self.joining_search = exact_knn.ExactSearch(self.X)
+        return self.joining_search.nearest_other(rows, group, k)
 
 
 class TorchIndex:
@@ -171,9 +175,10 @@ def _searched_per_component(X: np.ndarray, faces: np.ndarray, component: np.ndar
 def _join_components(index: KnnIndex | TorchIndex, core: np.ndarray, k: int, edges: tuple) -> tuple[tuple, int]:
     """Add each component's cheapest mutual-reachability edge to the rest until one tree (Borůvka
     rounds). Faces outside the largest component (at most JOIN_SEARCHES_PER_COMPONENT of each
-    component, on its rim) look for their k nearest faces of another component, exactly. A face's list stays right in later rounds while one of its faces is still
-    outside its grown component (its new outside is a subset of the old), so only faces whose
-    list fell wholly inside are searched again."""
+    component, on its rim) look for their k nearest faces of another component, exactly. A
+    face's list stays right in later rounds while one of its faces is still outside its grown
+    component (its new outside is a subset of the old), so only faces whose list fell wholly
+    inside are searched again."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -190,13 +195,15 @@ def _join_components(index: KnnIndex | TorchIndex, core: np.ndarray, k: int, edg
             outside = np.full((n, k), -1, dtype=np.int64)
         largest = int(np.argmax(np.bincount(component)))
         faces = np.flatnonzero(component != largest)
-        found = outside[faces]
-        is_outside = (found >= 0) & (component[np.maximum(found, 0)] != component[faces][:, None])
-        stale = _searched_per_component(index.X, faces[~is_outside.any(axis=1)], component)
+
+        def still_outside(found):
+            return (found >= 0) & (component[np.maximum(found, 0)] != component[faces][:, None])
+
+        stale = _searched_per_component(index.X, faces[~still_outside(outside[faces]).any(axis=1)], component)
         if len(stale):
             outside_distances[stale], outside[stale] = index.nearest_other(stale, component, k)
-            found = outside[faces]
-            is_outside = (found >= 0) & (component[np.maximum(found, 0)] != component[faces][:, None])
+        found = outside[faces]
+        is_outside = still_outside(found)
         mutual = np.maximum(np.maximum(outside_distances[faces], core[faces][:, None]), core[np.maximum(found, 0)])
         mutual[~is_outside] = np.inf
         column = mutual.argmin(axis=1)

@@ -93,7 +93,7 @@ def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
     X[7] = X[2900]
     monkeypatch.setattr(exact_knn, "BLOCK", 512)
     monkeypatch.setattr(exact_knn, "INT8_FROM", 0 if product == "int8" else 10**6)
-    distances, found = exact_knn.knn_graph(X, 16)
+    distances, found = exact_knn.ExactSearch(X).graph(16)
     expected_distances, expected = KnnIndex(X, exact=True).search(np.arange(len(X)), 16)
     recall = np.mean([len(set(a) & set(b)) / 16 for a, b in zip(found, expected)])
     assert recall >= 0.999  # float32 ties may swap two equally near faces
@@ -103,7 +103,7 @@ def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
     assert (found != np.arange(len(X))[:, None]).all()
     assert found[7, 0] == 2900 and found[2900, 0] == 7 and distances[7, 0] == 0
     # Fewer faces than k + 1: every other face, nearest first.
-    few_distances, few = exact_knn.knn_graph(X[:5], 32)
+    few_distances, few = exact_knn.ExactSearch(X[:5]).graph(32)
     assert few.shape == (5, 4) and sorted(few[0]) == [1, 2, 3, 4]
     assert np.allclose(few_distances[0], np.sort(np.linalg.norm(X[1:5] - X[0], axis=1)), atol=1e-5)
 
