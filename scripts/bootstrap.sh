@@ -16,12 +16,22 @@ command -v java >/dev/null 2>&1 || { echo "facecluster needs Java 17 on PATH for
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
+# torch's CUDA build and its libraries take about 7 GB in the venv (measured: 7.1 GB), and pip unpacks
+# wheels under TMPDIR on the way: stop with the reason rather than half-installed.
+need_gb=8
+for dir in "$root" "${TMPDIR:-/tmp}"; do
+  free_gb=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') / 1048576 ))
+  if (( free_gb < need_gb )); then
+    echo "facecluster's setup needs about $need_gb GB free under $dir; it has $free_gb GB." >&2
+    exit 1
+  fi
+done
 echo "Setting up $venv (first run takes a few minutes) ..." >&2
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt"
+"$venv/bin/python" -m pip install --quiet --no-cache-dir --upgrade pip
+"$venv/bin/python" -m pip install --quiet --no-cache-dir -r "$root/requirements.txt"
 # facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3; it runs fine on the
 # versions above, so it goes in without its pins and requirements.txt carries its real needs.
-"$venv/bin/python" -m pip install --quiet --no-deps facenet-pytorch==2.6.0
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+"$venv/bin/python" -m pip install --quiet --no-cache-dir --no-deps facenet-pytorch==2.6.0
+"$venv/bin/python" -m pip install --quiet --no-cache-dir --no-deps --no-build-isolation -e "$root"
 echo "$want" > "$stamp"
