@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from facecluster.settings import SettingsError, load_settings
@@ -62,3 +63,34 @@ def start_spark(settings: dict):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def driver_cpus(conf: dict[str, str], available: int) -> int:
+    """CPUs the driver owns for the work it does itself (clustering), from the Spark conf.
+
+    In cluster deploy mode the resource manager gave the driver spark.driver.cores (1 unless
+    set), and threads past that share someone else's cores: measured on 2 cores, oversubscribed
+    OpenMP threads ran 8x slower. Under local[N] no task runs while the driver clusters, so it
+    has the N; in client mode it runs on the submitting machine, whose CPUs are `available`."""
+    if conf.get("spark.submit.deployMode", "client") == "cluster":
+        return max(1, int(conf.get("spark.driver.cores", "1")))
+    master = conf.get("spark.master", "")
+    local = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+    if local is None:
+        return available
+    threads = local.group(1) or "1"
+    return available if threads == "*" else max(1, min(int(threads), available))
+
+
+def use_driver_cpus(spark) -> int:
+    """Sets torch's, numba's and faiss's thread counts to the driver's share (driver_cpus)."""
+    import faiss
+    import numba
+    import torch
+
+    conf = dict(spark.sparkContext.getConf().getAll())
+    threads = driver_cpus(conf, len(os.sched_getaffinity(0)))
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    faiss.omp_set_num_threads(threads)
+    return threads

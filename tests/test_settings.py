@@ -1,5 +1,6 @@
 import pytest
 
+from facecluster.runtime import driver_cpus
 from facecluster.settings import SettingsError, load_settings, parse_override
 
 
@@ -60,3 +61,16 @@ def test_the_cli_refuses_a_wrong_setting_before_starting_spark(capsys):
         main(["run", "samples/archive", "--out", "/tmp/never-written", "--set", "embed.max_canvas=-3"])
     assert stop.value.code == 2
     assert "embed.max_canvas" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("conf, cpus", [
+    ({"spark.master": "local[*,4]"}, 16),
+    ({"spark.master": "local[2]"}, 2),
+    ({"spark.master": "local[64,4]"}, 16),          # never more than the machine has
+    ({"spark.master": "local"}, 1),
+    ({"spark.master": "yarn"}, 16),                  # client mode: the submitting machine
+    ({"spark.master": "yarn", "spark.submit.deployMode": "cluster"}, 1),
+    ({"spark.master": "k8s://https://api:443", "spark.submit.deployMode": "cluster", "spark.driver.cores": "4"}, 4),
+])
+def test_the_driver_clusters_with_its_own_share_of_cpus(conf, cpus):
+    assert driver_cpus(conf, available=16) == cpus
