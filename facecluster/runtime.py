@@ -62,6 +62,7 @@ def start_spark(settings: dict):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    use_driver_cpus(spark)
     return spark
 
 

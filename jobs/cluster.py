@@ -23,7 +23,7 @@ from facecluster import tables
 from facecluster.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.labels import APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot, stable_person_ids
 from facecluster.people import assignments_table, people_table
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path, use_driver_cpus
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
 from facecluster.tables import write_table
 
 
@@ -229,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
     spark = start_spark(settings)
-    use_driver_cpus(spark)
     cluster(spark, args.out, settings["cluster"])
     counts = summary(spark, args.out)
     print(f"cluster: {counts['faces']} faces -> {counts['people']} people "
