@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from facecluster.runtime import driver_cpus
@@ -74,3 +76,17 @@ def test_the_cli_refuses_a_wrong_setting_before_starting_spark(capsys):
 ])
 def test_the_driver_clusters_with_its_own_share_of_cpus(conf, cpus):
     assert driver_cpus(conf, available=16) == cpus
+
+
+def test_the_driver_sets_its_threads_from_its_share(spark):
+    import numba
+    import torch
+
+    from facecluster.runtime import use_driver_cpus
+
+    torch.set_num_threads(7)
+    numba.set_num_threads(1)
+    share = min(2, len(os.sched_getaffinity(0)))  # the test session runs local[2]
+    assert use_driver_cpus(spark) == share
+    assert torch.get_num_threads() == share
+    assert numba.get_num_threads() == min(share, numba.config.NUMBA_NUM_THREADS)
