@@ -108,6 +108,35 @@ def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
     assert np.allclose(few_distances[0], np.sort(np.linalg.norm(X[1:5] - X[0], axis=1)), atol=1e-5)
 
 
+def test_one_odd_face_does_not_coarsen_the_int8_product(monkeypatch):
+    """int8's step comes from the faces' range; a blank or broken embedding far outside it is
+    clipped and searched in float32 instead, and everyone keeps the exact graph."""
+    from facecluster import exact_knn
+    from facecluster.knn_hdbscan import KnnIndex
+
+    X, people = generate(3000, DLIB_LIKE, seed=5)
+    monkeypatch.setattr(exact_knn, "BLOCK", 512)
+    monkeypatch.setattr(exact_knn, "INT8_FROM", 0)
+    clean_scale = exact_knn.ExactSearch(X).scale
+    X[11] = 0
+    X[11, 0] = 1.0
+    search = exact_knn.ExactSearch(X)
+    assert search.wide[11] and search.wide.sum() <= 3
+    assert search.scale >= clean_scale / exact_knn.INT8_RANGE_MARGIN  # without clipping: 5.8 times coarser
+    distances, found = search.graph(16)
+    expected_distances, expected = KnnIndex(X, exact=True).search(np.arange(len(X)), 16)
+    assert np.mean([len(set(a) & set(b)) / 16 for a, b in zip(found, expected)]) >= 0.999
+    assert np.allclose(distances ** 2, expected_distances ** 2, atol=1e-5)
+    assert set(found[11]) == set(expected[11])
+    # Looking outside its person: the odd face's nearest of the others, and the others' too.
+    rows = np.array([11, 0, 1])
+    other_distances, other = search.nearest_other(rows, people, 8)
+    for row, near in zip(rows, other):
+        brute = np.linalg.norm(X - X[row], axis=1)
+        brute[people == people[row]] = np.inf
+        assert set(near) == set(np.argsort(brute)[:8])
+
+
 def test_the_approximate_index_keeps_the_clustering():
     """Above EXACT_BELOW faces the kNN graph comes from an HNSW index; forced here at 20K faces,
     its clustering must stay that of the exact graph."""
