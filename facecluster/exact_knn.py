@@ -188,6 +188,11 @@ def _extended(X: np.ndarray, mean: np.ndarray, left: bool):
     return extended
 
 
+def _rounded(X: np.ndarray, mean: np.ndarray, scale: float) -> np.ndarray:
+    """Faces centred, scaled, rounded and clipped to int8's range (as int64 for the sums)."""
+    return np.clip(np.rint((X - mean) * scale), -127, 127).astype(np.int64)
+
+
 def _quantised(X: np.ndarray, mean: np.ndarray, scale: float, digits: int, left: bool):
     """Faces centred, scaled, rounded and clipped to int8, with columns that add half their
     squared norms, so that left . right^T = |q_i - q_j|^2 / 2 in int32, exactly for the rounded
@@ -200,7 +205,7 @@ def _quantised(X: np.ndarray, mean: np.ndarray, scale: float, digits: int, left:
     width = -(-(d + 2 * digits + 2) // 8) * 8  # int8 products want a multiple of 8
     quantised = torch.zeros((len(X), width), dtype=torch.int8)
     for start in range(0, len(X), 65536):
-        q = np.clip(np.rint((X[start:start + 65536] - mean) * scale), -127, 127).astype(np.int64)
+        q = _rounded(X[start:start + 65536], mean, scale)
         half = np.rint(0.5 * (q * q).sum(axis=1)).astype(np.int64)
         parts = np.clip(half[:, None] // 127 - 127 * np.arange(digits)[None, :], 0, 127)
         rest = half % 127
@@ -239,7 +244,7 @@ class ExactSearch:
             self.scale = 127.0 / max(limit, 1e-12)
             largest_half_norm = 0.0
             for start in range(0, len(self.X), 65536):
-                q = np.clip(np.rint((self.X[start:start + 65536] - self.mean) * self.scale), -127, 127)
+                q = _rounded(self.X[start:start + 65536], self.mean, self.scale)
                 largest_half_norm = max(largest_half_norm, 0.5 * float((q * q).sum(axis=1).max()))
             self.digits = int(largest_half_norm // 127 // 127) + 2
             self.right = _quantised(self.X, self.mean, self.scale, self.digits, left=False)

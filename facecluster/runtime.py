@@ -62,7 +62,6 @@ def start_spark(settings: dict):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    use_driver_cpus(spark)
     return spark
 
 
@@ -84,7 +83,8 @@ def driver_cpus(conf: dict[str, str], available: int) -> int:
 
 
 def use_driver_cpus(spark) -> int:
-    """Sets torch's, numba's and faiss's thread counts to the driver's share (driver_cpus)."""
+    """Sets torch's, numba's and faiss's thread counts to the driver's share (driver_cpus).
+    Called by the jobs that compute on the driver, so that the others do not import them."""
     import faiss
     import numba
     import torch

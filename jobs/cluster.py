@@ -23,7 +23,7 @@ from facecluster import tables
 from facecluster.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.labels import APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot, stable_person_ids
 from facecluster.people import assignments_table, people_table
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path, use_driver_cpus
 from facecluster.tables import write_table
 
 
@@ -175,6 +175,7 @@ PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albu
 
 
 def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
+    use_driver_cpus(spark)  # HDBSCAN runs here, on the driver
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     previous = extract_previous_assignments(spark, out)
     labels, applied = extract_labels(spark, out)

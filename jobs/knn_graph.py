@@ -25,7 +25,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path, use_driver_cpus
 from facecluster.tables import write_table
 
 GRAPH = "knn_graph"
@@ -97,6 +97,7 @@ def nearest_k(edges: DataFrame, k: int) -> DataFrame:
 
 
 def knn_graph(spark: SparkSession, out: str, k: int = 32, n_lists: int | str = "auto", probes: int = 16) -> dict:
+    use_driver_cpus(spark)  # the k-means centres are trained on the driver
     faces = extract_embeddings(spark, out)
     n_faces = faces.count()
     n_lists = lists_for(n_faces) if n_lists == "auto" else int(n_lists)
