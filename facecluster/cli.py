@@ -22,7 +22,8 @@ import os
 import sys
 import time
 
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, settings_from, start_spark, table_path
+from facecluster.runtime import (add_settings_arguments, job_session, parse_job_arguments, settings_from, table_path,
+                                 user_errors)
 
 
 def _run_parser(sub) -> argparse.ArgumentParser:
@@ -46,41 +47,41 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
         knn_device(settings["cluster"]["device"])
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
-    spark = start_spark(settings)
-    timings = {}
+    with job_session(settings, args.out, "run", create=True) as spark:
+        timings = {}
 
-    def step(name, action):
-        print(f"[{name}] ...", flush=True)
-        started = time.perf_counter()
-        result = action()
-        timings[name] = time.perf_counter() - started
-        print(f"[{name}] done in {timings[name]:.1f} s", flush=True)
-        return result
+        def step(name, action):
+            print(f"[{name}] ...", flush=True)
+            started = time.perf_counter()
+            result = action()
+            timings[name] = time.perf_counter() - started
+            print(f"[{name}] done in {timings[name]:.1f} s", flush=True)
+            return result
 
-    step("ingest", lambda: ingest.ingest(spark, args.photos, args.out, args.source_format))
-    work = step("embed", lambda: embed.embed(spark, args.out, embed_settings, weights))
-    step("cluster", lambda: cluster.cluster(spark, args.out, settings["cluster"]))
-    view = step("people", lambda: people.people_view(spark, args.out).collect())
+        step("ingest", lambda: ingest.ingest(spark, args.photos, args.out, args.source_format))
+        work = step("embed", lambda: embed.embed(spark, args.out, embed_settings, weights))
+        step("cluster", lambda: cluster.cluster(spark, args.out, settings["cluster"]))
+        view = step("people", lambda: people.people_view(spark, args.out).collect())
 
-    photos = embed.summary(spark, args.out)
-    clusters = cluster.summary(spark, args.out)
-    print()
-    print(f"Results in {os.path.abspath(args.out) if '://' not in args.out else args.out}")
-    print(f"  model:   {', '.join(photos['models']) or embed_settings['embedder']}")
-    print(f"  photos:  {photos['photos']} ({photos['ok']} with faces, {photos['no_face']} without, "
-          f"{photos['error']} could not be read: see photo_status)")
-    if work["already_done"]:
-        print(f"           {work['already_done']} embedded by an earlier run, {work['embedded_now']} now")
-    print(f"  faces:   {photos['faces']}")
-    print(f"  people:  {clusters['people']} ({clusters['noise_faces']} faces not grouped: seen once or unsure)")
-    if clusters["too_small"]:
-        print(f"           {clusters['too_small']} faces too small to recognise (cluster.min_face_px), kept in faces")
-    print(f"  people in more than one album: {clusters['people_in_several_albums']}")
-    print(f"  time:    " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    print()
-    print(people.format_view(view))
-    print()
-    print(f"Tables: {', '.join(table_path(args.out, t) for t in ('photos', 'photo_status', 'faces', 'assignments', 'people', 'person_albums'))}")
+        photos = embed.summary(spark, args.out)
+        clusters = cluster.summary(spark, args.out)
+        print()
+        print(f"Results in {os.path.abspath(args.out) if '://' not in args.out else args.out}")
+        print(f"  model:   {', '.join(photos['models']) or embed_settings['embedder']}")
+        print(f"  photos:  {photos['photos']} ({photos['ok']} with faces, {photos['no_face']} without, "
+              f"{photos['error']} could not be read: see photo_status)")
+        if work["already_done"]:
+            print(f"           {work['already_done']} embedded by an earlier run, {work['embedded_now']} now")
+        print(f"  faces:   {photos['faces']}")
+        print(f"  people:  {clusters['people']} ({clusters['noise_faces']} faces not grouped: seen once or unsure)")
+        if clusters["too_small"]:
+            print(f"           {clusters['too_small']} faces too small to recognise (cluster.min_face_px), kept in faces")
+        print(f"  people in more than one album: {clusters['people_in_several_albums']}")
+        print(f"  time:    " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        print()
+        print(people.format_view(view))
+        print()
+        print(f"Tables: {', '.join(table_path(args.out, t) for t in ('photos', 'photo_status', 'faces', 'assignments', 'people', 'person_albums'))}")
     return 0
 
 
@@ -370,12 +371,15 @@ def _label_parser(sub) -> argparse.ArgumentParser:
 
 
 def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from facecluster.labels import LabelError, add_label
+    from facecluster.labels import add_label
 
     fields = {k: getattr(args, k) for k in ("person_id", "other_person_id", "face_id", "name") if hasattr(args, k)}
+    from facecluster.lock import output_lock
+
     try:
-        log = add_label(args.out, args.action.replace("-", "_"), **fields)
-    except (LabelError, OSError) as exc:
+        with output_lock(args.out, "label"):
+            log = add_label(args.out, args.action.replace("-", "_"), **fields)
+    except OSError as exc:
         parser.exit(2, f"facecluster label: {exc}\n")
     print(f"{len(log)} labels in {os.path.join(args.out, 'labels.csv')}; the next `facecluster cluster` applies them")
     return 0
@@ -444,6 +448,7 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     from jobs import cluster, embed, forget, ingest, knn_graph, people
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facecluster.errors import UserError
+
 NOISE = -1
 # Up to this many faces the hdbscan library's exact answer takes under half a minute (7 s at
 # 10K 128-d here); above, the kNN graph (benchmarks/scale.py).
@@ -16,7 +18,7 @@ AUTO_EXACT_UP_TO = 20_000
 SPLIT_AT_MOST = 10_000
 
 
-class MixedModelsError(ValueError):
+class MixedModelsError(UserError, ValueError):
     """Embeddings of different models live in different spaces and cannot be clustered together."""
 
 

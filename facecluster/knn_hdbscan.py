@@ -44,6 +44,16 @@ def _without_self(squared: np.ndarray, found: np.ndarray, rows: np.ndarray, k: i
     return distances, found[keep].reshape(len(rows), k)
 
 
+def nearest_faces(queries: np.ndarray, faces: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances and indices of the k faces nearest each query, exactly (faiss's brute
+    force): for a few queries against faces they are not part of."""
+    import faiss
+
+    squared, found = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                               np.ascontiguousarray(faces, dtype=np.float32), min(k, len(faces)))
+    return np.sqrt(np.clip(squared, 0, None)), found
+
+
 class KnnIndex:
     """Search among faces on CPUs, Euclidean: exact (facecluster.exact_knn for the graph, faiss's
     brute force for a few queries) or a graph index (faiss HNSW). graph(k) is every face's k

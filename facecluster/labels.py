@@ -21,17 +21,21 @@ shares most faces, by an optimal one-to-one matching (Hungarian), not greedily.
 """
 from __future__ import annotations
 
+import csv
+import io
+
 import numpy as np
 import pandas as pd
 
 from facecluster.clustering import NOISE
+from facecluster.errors import UserError
 
 ACTIONS = ("name", "merge", "move_out", "not_a_face", "forgotten")  # forgotten: a line `forget` blanked
 COLUMNS = ["action", "person_id", "other_person_id", "face_id", "name"]
 APPLIED_COLUMNS = ["label_row", "face_id", "relation", "group", "name"]
 
 
-class LabelError(ValueError):
+class LabelError(UserError, ValueError):
     pass
 
 
@@ -217,21 +221,77 @@ def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | Non
     return result
 
 
+def parse_label_log(text: str, source: str = "labels.csv") -> pd.DataFrame:
+    """labels.csv as text -> one row per line (all text; check_labels types it). Read with
+    Python's csv module, as add_label writes it: a name may hold commas, quotes or line breaks.
+    A line with fields beyond the header keeps them unread; blank lines are skipped."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+    if not rows:
+        raise LabelError(f"{source} is empty: its first line must be the header {','.join(COLUMNS)}")
+    header, lines = rows[0], rows[1:]
+    width = len(header)
+    return pd.DataFrame([(line + [""] * width)[:width] for line in lines], columns=header, dtype=object
+                        ).replace("", None)
+
+
+def blank_label_lines(text: str, lines: set[int]) -> str:
+    """The label log with the given lines (0 = the first after the header) replaced by
+    'forgotten' lines, every other field emptied: the log keeps its length, so the lines already
+    applied keep their numbers, and every field a user added stays with the other lines."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+    header, body = rows[0], rows[1:]
+    for line in lines:
+        if line < len(body):
+            body[line] = ["forgotten"] + [""] * (max(len(header), len(body[line])) - 1)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *body])
+    return buffer.getvalue()
+
+
+def check_against_run(row: pd.Series, assignments: pd.DataFrame | None, out: str) -> None:
+    """A label must name people and faces of the run it is written for: refused now, with the
+    reason, rather than after the next run's ingest and embed."""
+    if assignments is None:
+        raise LabelError(f"{out} has no clustered run yet: run `facecluster run PHOTOS --out {out}` first")
+    if row["action"] in ("name", "merge"):
+        people = set(assignments.loc[assignments["person_id"] != NOISE, "person_id"].astype(int))
+        for field in ("person_id", "other_person_id"):
+            person = row[field]
+            if person is not None and not pd.isna(person) and int(person) not in people:
+                raise LabelError(f"no person {int(person)} in {out} (people are numbered 0 to "
+                                 f"{max(people) if people else -1}; see `facecluster people --out {out}`)")
+        if row["action"] == "merge" and int(row["person_id"]) == int(row["other_person_id"]):
+            raise LabelError(f"merge: person {int(row['person_id'])} with itself")
+    elif row["action"] in ("move_out", "not_a_face") and row["face_id"] not in set(assignments["face_id"]):
+        raise LabelError(f"no face {row['face_id']} in {out} (face ids look like <photo_id>:<n>; "
+                         f"the report and the notebook show them)")
+
+
 def add_label(out: str, action: str, person_id: int | None = None, other_person_id: int | None = None,
               face_id: str | None = None, name: str | None = None) -> pd.DataFrame:
     """Append one checked line to OUT/labels.csv (a local output root); applied by the next
     `facecluster cluster`. Returns the whole log."""
-    import csv
     import os
 
-    row = pd.DataFrame([{"action": action, "person_id": person_id, "other_person_id": other_person_id,
-                         "face_id": face_id, "name": name}], columns=COLUMNS)
-    check_labels(row, "this label")
+    row = check_labels(pd.DataFrame([{"action": action, "person_id": person_id, "other_person_id": other_person_id,
+                                      "face_id": face_id, "name": name}], columns=COLUMNS), "this label")
+    assignments_path = os.path.join(out, "assignments")
+    assignments = (pd.read_parquet(assignments_path, columns=["face_id", "person_id"])
+                   if os.path.exists(assignments_path) else None)
+    check_against_run(row.iloc[0], assignments, out)
     path = os.path.join(out, "labels.csv")
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as log:
-        writer = csv.writer(log)
-        if new:
-            writer.writerow(COLUMNS)
-        writer.writerow(["" if v is None else v for v in (action, person_id, other_person_id, face_id, name)])
-    return check_labels(pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None), path)
+    text = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", newline="") as log:
+            text = log.read()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if not text.strip():
+        writer.writerow(COLUMNS)
+    elif not text.endswith("\n"):
+        buffer.write("\n")  # a hand-edited log whose last line has no line end
+    writer.writerow(["" if v is None else v for v in (action, person_id, other_person_id, face_id, name)])
+    with open(path, "a", encoding="utf-8", newline="") as log:
+        log.write(buffer.getvalue())
+    with open(path, encoding="utf-8", newline="") as log:
+        return check_labels(parse_label_log(log.read(), path), path)

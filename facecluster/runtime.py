@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import sys
+from contextlib import contextmanager
 
+from facecluster.errors import EXIT_STATUS, UserError
+from facecluster.lock import local_path, output_lock
 from facecluster.settings import SettingsError, load_settings
 
 TABLES = ("photos", "photo_status", "faces", "assignments", "people", "person_albums")
@@ -63,6 +67,39 @@ def start_spark(settings: dict):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def job_session(settings: dict, out: str, command: str, create: bool = False, finish_forget: bool = True):
+    """The job's Spark session, with OUT locked for the job (facecluster/lock.py). A local OUT is
+    locked before Spark starts, so a busy or missing output root is refused at once. A forget
+    that was killed half way is finished first (facecluster/forgetting.py)."""
+    from facecluster import forgetting
+
+    if local_path(out) is not None:
+        with output_lock(out, command, create):
+            spark = start_spark(settings)
+            if finish_forget:
+                forgetting.finish_pending(spark, out)
+            yield spark
+    else:
+        spark = start_spark(settings)
+        with output_lock(out, command, create, spark):
+            if finish_forget:
+                forgetting.finish_pending(spark, out)
+            yield spark
+
+
+def user_errors(main):
+    """A command's main() printing a UserError as one line (exit status 2) instead of a traceback."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as exc:
+            print(f"facecluster: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_STATUS) from None
+    return wrapper
 
 
 def driver_cpus(conf: dict[str, str], available: int) -> int:

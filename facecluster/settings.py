@@ -14,11 +14,13 @@ from typing import Any, Callable
 
 import yaml
 
+from facecluster.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A setting is unknown or has a value the job cannot use."""
 
 
@@ -107,6 +109,8 @@ def _spark_conf(v):
             raise ValueError(f"{key!r} is not a Spark property (they start with 'spark.')")
         if isinstance(value, (dict, list)):
             raise ValueError(f"{key}: a Spark property takes a single value")
+        if value is None or str(value).strip() == "":
+            raise ValueError(f"{key} has no value (remove it to keep Spark's default)")
     return {str(k): str(val).lower() if isinstance(val, bool) else str(val) for k, val in v.items()}
 
 

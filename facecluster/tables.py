@@ -8,10 +8,12 @@ disks; on object stores (s3a://) it is a copy, so there the window is shorter bu
 """
 from __future__ import annotations
 
+import os
 import uuid
 
 from pyspark.sql import DataFrame, SparkSession
 
+from facecluster.lock import local_path
 from facecluster.runtime import table_path
 
 
@@ -68,3 +70,42 @@ def write_table(table: DataFrame, out: str, name: str, files: int | None = None)
     writer.parquet(staged)
     move_into_place(spark, staged, final)
     return final
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small text file of the output root (any Hadoop filesystem), or None when absent."""
+    fs, hadoop_path = _filesystem(spark, path)
+    if not fs.exists(hadoop_path):
+        return None
+    stream = fs.open(hadoop_path)
+    try:
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode("utf-8")
+    finally:
+        stream.close()
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Replace a small text file whole: written beside it, then renamed into place."""
+    folder = local_path(path)
+    if folder is not None:  # os.replace: atomic, where Hadoop's rename refuses an existing target
+        staged = f"{folder}.{uuid.uuid4().hex[:12]}.tmp"
+        with open(staged, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(staged, folder)
+        return
+    fs, target = _filesystem(spark, path)
+    _, staged = _filesystem(spark, f"{path}.{uuid.uuid4().hex[:12]}.tmp")
+    stream = fs.create(staged, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    if fs.exists(target):
+        fs.delete(target, False)
+    if not fs.rename(staged, target):
+        raise OSError(f"cannot move {path} into place")
+
+
+def delete(spark: SparkSession, path: str) -> None:
+    fs, hadoop_path = _filesystem(spark, path)
+    fs.delete(hadoop_path, True)

@@ -14,24 +14,19 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from facecluster import tables
 from facecluster.clustering import NOISE, PeopleClusterer, check_one_model
-from facecluster.labels import APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot, stable_person_ids
+from facecluster.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
+                                snapshot, stable_person_ids)
 from facecluster.people import assignments_table, people_table
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path, use_driver_cpus
+from facecluster.people_tables import (APPLIED_SCHEMA, extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
+                                       write_people_tables)
+from facecluster.runtime import (add_settings_arguments, job_session, parse_job_arguments, table_path, use_driver_cpus,
+                                 user_errors)
 from facecluster.tables import write_table
-
-
-def extract_faces(spark: SparkSession, out: str) -> DataFrame:
-    """Faces with the albums of their photo (a photo copied into two albums counts in both)."""
-    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "face_px", "embedding", "model")
-    albums = spark.read.parquet(table_path(out, "photos")).select("photo_id", "albums")
-    return faces.join(albums, "photo_id", "left").orderBy("face_id")
 
 
 def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame | None:
@@ -44,10 +39,9 @@ def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame 
 
 def extract_labels(spark: SparkSession, out: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
     """(the user's labels.csv or None, the labels_applied snapshot so far)."""
-    path, applied_path = f"{out.rstrip('/')}/labels.csv", table_path(out, "labels_applied")
-    labels = None
-    if tables.exists(spark, path):
-        labels = check_labels(spark.read.option("header", True).csv(path).toPandas(), path)
+    path, applied_path = table_path(out, "labels.csv"), table_path(out, "labels_applied")
+    text = tables.read_text(spark, path)
+    labels = check_labels(parse_label_log(text, path), path) if text is not None else None
     applied = (spark.read.parquet(applied_path).toPandas() if tables.exists(spark, applied_path)
                else pd.DataFrame(columns=APPLIED_COLUMNS))
     return labels, applied
@@ -62,21 +56,8 @@ def new_label_rows(labels: pd.DataFrame | None, applied: pd.DataFrame, previous:
     if labels is None or len(labels) <= first:
         return pd.DataFrame(columns=APPLIED_COLUMNS)
     if previous is None:
-        raise ValueError("labels.csv refers to people of a run, but this output root has no run yet")
+        raise LabelError("labels.csv refers to people of a run, but this output root has no run yet")
     return snapshot(labels, first, previous)
-
-
-def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
-    """(face_id, photo_id, face_px, albums, model) and the (n, d) float32 embedding matrix, without Python lists."""
-    column = faces.column("embedding").combine_chunks()
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    if len(lengths) and lengths.min() != lengths.max():
-        raise ValueError(f"embeddings of different lengths ({lengths.min()} and {lengths.max()})")
-    dimension = int(lengths[0]) if len(lengths) else 0
-    matrix = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(faces), dimension)
-    meta = faces.select(["face_id", "photo_id", "face_px", "albums", "model"]).to_pandas()
-    meta["albums"] = meta["albums"].map(lambda a: list(a) if a is not None else [])
-    return meta, matrix
 
 
 def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str,
@@ -127,7 +108,7 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     Nearest face rather than HDBSCAN's approximate_predict: that needs the fitted exact model
     kept between runs (the kNN-graph algorithm has none), and it can never start a new person,
     which is what most faces of a new album are."""
-    from facecluster.knn_hdbscan import KnnIndex
+    from facecluster.knn_hdbscan import nearest_faces
     from facecluster.thresholds import member_radius
     from facecluster.verification import CalibrationMissing, DistanceCalibration
 
@@ -148,9 +129,8 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     new = (clustered & old.isna()).to_numpy()
     if new.any() and grouped.any():
         rows = np.flatnonzero(grouped)
-        index = KnnIndex(matrix[rows], exact=True)
-        squared, nearest = index.index.search(matrix[new], 1)
-        distance = np.sqrt(np.clip(squared[:, 0], 0, None))
+        distance, nearest = nearest_faces(matrix[new], matrix[rows], 1)
+        distance = distance[:, 0]
         joins = distance <= radius
         new_rows = np.flatnonzero(new)
         labels[new_rows[joins]] = labels[rows[nearest[joins, 0]]]
@@ -167,13 +147,6 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     return labels, probabilities, outlier_scores
 
 
-ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
-                      "run_id string")
-APPLIED_SCHEMA = "label_row long, face_id string, relation string, `group` string, name string"
-PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
-                 "exemplar_face_id string, centroid array<float>")
-
-
 def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     use_driver_cpus(spark)  # HDBSCAN runs here, on the driver
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
@@ -188,19 +161,6 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
                     out, "labels_applied", files=1)
     write_people_tables(spark, out, assignments, people)
     return run_id
-
-
-def write_people_tables(spark: SparkSession, out: str, assignments: pd.DataFrame, people: pd.DataFrame) -> None:
-    # The batch size set for photos (16 rows) would cut a million assignments into 60,000 Arrow
-    # batches on their way to Spark; rows of numbers travel in large batches.
-    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    photo_batch = spark.conf.get(batch_key)
-    spark.conf.set(batch_key, "200000")
-    try:
-        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, "assignments", files=1)
-        write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, "people", files=1)
-    finally:
-        spark.conf.set(batch_key, photo_batch)
 
 
 def summary(spark: SparkSession, out: str) -> dict:
@@ -220,6 +180,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     from facecluster.knn_hdbscan import knn_device
 
@@ -229,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         knn_device(settings["cluster"]["device"])  # a GPU asked for and missing stops the job before any work
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
-    spark = start_spark(settings)
-    cluster(spark, args.out, settings["cluster"])
-    counts = summary(spark, args.out)
+    with job_session(settings, args.out, "cluster") as spark:
+        cluster(spark, args.out, settings["cluster"])
+        counts = summary(spark, args.out)
     print(f"cluster: {counts['faces']} faces -> {counts['people']} people "
           f"({counts['noise_faces']} faces seen once or unsure, {counts['too_small']} too small to cluster), "
           f"{counts['people_in_several_albums']} people in more than one album")

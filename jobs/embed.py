@@ -20,7 +20,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster import tables
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.forgetting import Forgotten
+from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
 from udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
 from udfs.embedders import choose_embedder, model_id
 
@@ -135,9 +136,7 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     # starts Python workers of its own.)
     results = current_results(done if done is not None else spark.createDataFrame([], RESULT_SCHEMA), photos)
     results = results.persist(StorageLevel.MEMORY_AND_DISK)  # read, deduplicated and joined once for both tables
-    from jobs.forget import drop_forgotten, extract_forgotten
-
-    tables.write_table(drop_forgotten(faces_table(results), extract_forgotten(spark, out), "face_id"), out, "faces")
+    tables.write_table(Forgotten.read(spark, out).drop(faces_table(results), "face_id"), out, "faces")
     tables.write_table(photo_status_table(results), out, "photo_status")
     results.unpersist()
     return {"embedded_now": n_todo, "already_done": n_photos - n_todo,
@@ -161,6 +160,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, settings = parse_job_arguments(parser, argv)
@@ -168,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         embed_settings, weights = resolve_embedder(settings["embed"])
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
-    spark = start_spark(settings)
-    work = embed(spark, args.out, embed_settings, weights)
-    counts = summary(spark, args.out)
+    with job_session(settings, args.out, "embed") as spark:
+        work = embed(spark, args.out, embed_settings, weights)
+        counts = summary(spark, args.out)
     print(f"embed ({model_id(embed_settings)}): {counts['photos']} photos "
           f"({counts['ok']} with faces, {counts['no_face']} without, {counts['error']} errors), "
           f"{counts['faces']} faces -> {table_path(args.out, 'faces')}; "

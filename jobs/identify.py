@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
+from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
 from facecluster.tables import write_table
 
 IDENTITIES_SCHEMA = "face_id string, name string, probability double, distance double, model string"
@@ -58,6 +58,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     from facecluster.identification import gallery_from_folder, identifier_for
     from facecluster.verification import calibration_for
@@ -73,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         identifier.fit(gallery.embeddings, gallery.names)
     except (OSError, ValueError, LookupError, RuntimeError) as exc:
         parser.exit(2, f"identify: {exc}\n")
-    spark = start_spark(settings)
-    written = write_table(identify_faces(extract_faces(spark, args.out), identifier, gallery.model_id),
-                          args.out, "identities")
-    counts = spark.read.parquet(written).groupBy("name").count().orderBy("count", ascending=False).collect()
+    with job_session(settings, args.out, "identify") as spark:
+        written = write_table(identify_faces(extract_faces(spark, args.out), identifier, gallery.model_id),
+                              args.out, "identities")
+        counts = spark.read.parquet(written).groupBy("name").count().orderBy("count", ascending=False).collect()
     print(f"{gallery.people} people enrolled from {len(gallery.names)} photos; faces named in {written}:")
     for row in counts:
         print(f"  {row['name']:<24} {row['count']}")

@@ -17,14 +17,21 @@ written once. A later ingest rewrites an earlier batch only when one of its phot
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+from datetime import datetime, timezone
+from urllib.parse import unquote
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster import tables
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, qualified, start_spark, table_path
+from facecluster.errors import UserError
+from facecluster.forgetting import Forgotten
+from facecluster.lock import local_path
+from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, qualified, table_path, user_errors
 from facecluster.tables import write_table
 
 FILES = "photo_files"  # path, album, length, modified, photo_id: what the last ingest read
@@ -37,12 +44,19 @@ BATCH = "batch"  # photos/batch=N: the photos first seen by the N-th ingest of a
 PLACE = ["album", "path", "albums", "paths"]  # where a photo is in the archive: what a later ingest may change
 
 _PHOTO_NAME = r"(?i)\.(" + "|".join(PHOTO_EXTENSIONS) + r")$"
+_GLOB = re.compile(r"([\\\[\]{}*?])")  # what Hadoop reads as a pattern in a path
 
 
 def list_photo_files(spark: SparkSession, root: str) -> DataFrame:
-    """Every file under root whose name says it is a photo: path, length, modified; no bytes read."""
+    """Every file under root whose name says it is a photo: path, length, modified, local_name
+    (the file's name as bytes where it is not valid UTF-8, else null); no bytes read."""
+    folder = local_path(root)
+    if folder is not None:
+        return list_local_photo_files(spark, folder)
+    if not tables.exists(spark, root):
+        raise UserError(f"{root} does not exist")
     files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
-    paths = files.inputFiles()  # Spark listed the files on the driver when the source was made
+    paths = [unquote(path) for path in files.inputFiles()]  # listed as URIs: "IMG%20%5B1%5D.jpg"
     # A file scan splits by bytes, a task per few files; a listing reads no bytes, so a task takes
     # many thousands of files (a task per 8 LFW photos made listing 9,500 files take 30 s).
     tasks = max(spark.sparkContext.defaultParallelism, -(-len(paths) // FILES_PER_LISTING_TASK))
@@ -50,42 +64,88 @@ def list_photo_files(spark: SparkSession, root: str) -> DataFrame:
         "path", "length", F.col("modificationTime").alias("modified")).coalesce(tasks)
     # Spark's file scan skips files of 0 bytes without a word; they are photos the user has
     # and must come out as error rows, so they are taken from the listing and added back.
-    every = (spark.createDataFrame([(path,) for path in paths], "path string")
-             .withColumn("path", F.regexp_replace("path", "^file:///", "file:/")))  # as the scan writes it
+    every = spark.createDataFrame([(path,) for path in paths], "path string")
     empty = (every.where(F.col("path").rlike(_PHOTO_NAME)).join(listed.select("path"), "path", "left_anti")
              .withColumn("length", F.lit(0).cast("long")).withColumn("modified", F.lit(None).cast("timestamp")))
-    return listed.unionByName(empty)
+    return listed.unionByName(empty).withColumn("local_name", F.lit(None).cast("binary"))
+
+
+def list_local_photo_files(spark: SparkSession, root: str) -> DataFrame:
+    """list_photo_files for a folder on this machine, listed by Python rather than by Hadoop:
+    Hadoop follows a symbolic link that points back up the tree about 40 levels deep (every
+    photo below it read 41 times) and cannot see a file whose name is not valid UTF-8. Here a
+    folder that is its own ancestor is not entered again, and such a name is kept with its
+    undecodable bytes written as \\xNN (the bytes are then read by the driver)."""
+    if not os.path.isdir(root):
+        raise UserError(f"{root} is not a folder of photos" if os.path.exists(root) else f"{root} does not exist")
+    pattern = re.compile(_PHOTO_NAME.encode())
+    top = os.fsencode(os.path.abspath(root))
+    ancestors = {top: frozenset()}
+    rows = []
+    for folder, folders, names in os.walk(top, followlinks=True):
+        here = os.stat(folder)
+        mine = ancestors.pop(folder) | {(here.st_dev, here.st_ino)}
+        inside = []
+        for name in folders:
+            try:
+                child = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            if (child.st_dev, child.st_ino) not in mine:  # else a loop back up the tree
+                inside.append(name)
+                ancestors[os.path.join(folder, name)] = mine
+        folders[:] = inside
+        for name in names:
+            if not pattern.search(name):
+                continue
+            full = os.path.join(folder, name)
+            try:
+                stat = os.stat(full)
+            except OSError:  # a broken link, or gone since it was listed
+                continue
+            try:
+                path, local_name = full.decode("utf-8"), None
+            except UnicodeDecodeError:
+                path, local_name = full.decode("utf-8", "backslashreplace"), full
+            modified = datetime.fromtimestamp(stat.st_mtime_ns // 1_000_000 / 1000, tz=timezone.utc)
+            rows.append(("file:" + path, stat.st_size, modified, local_name))
+    return spark.createDataFrame(rows, "path string, length long, modified timestamp, local_name binary")
 
 
 def read_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
-    """path, content of the listed files (0-byte files as empty content)."""
-    paths = [r.path for r in listed.where(F.col("length") > 0).select("path").collect()]
-    read = (spark.read.format("binaryFile").load(paths).select("path", "content") if paths
+    """path, content of the listed files (0-byte files as empty content). Files that went from
+    the archive since they were listed are left out; they will not be in photo_files either."""
+    readable = listed.where((F.col("length") > 0) & F.col("local_name").isNull())
+    paths = [r.path for r in readable.select("path").collect()]
+    paths = [p for p in paths if local_path(p) is None or os.path.exists(local_path(p))]
+    read = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
+            .load([_GLOB.sub(r"\\\1", p) for p in paths]).select("path", "content") if paths  # a name is no pattern
             else spark.createDataFrame([], "path string, content binary"))
+    odd = []  # names the JVM cannot open: read here
+    for row in listed.where((F.col("length") > 0) & F.col("local_name").isNotNull()).select("path", "local_name").collect():
+        try:
+            with open(bytes(row.local_name), "rb") as handle:
+                odd.append((row.path, handle.read()))
+        except OSError:
+            continue
+    if odd:
+        read = read.unionByName(spark.createDataFrame(odd, "path string, content binary"))
     empty = listed.where(F.col("length") == 0).select("path", F.lit(b"").cast("binary").alias("content"))
     return read.unionByName(empty)
 
 
-def extract_photo_files(spark: SparkSession, root: str, listed: DataFrame) -> DataFrame:
-    """The photo files under root (`listed` by list_photo_files) with their bytes: path,
-    content, length, modified."""
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
-             .where(F.col("path").rlike(_PHOTO_NAME))
-             .select("path", "content", "length", F.col("modificationTime").alias("modified")))
-    empty = (listed.where(F.col("length") == 0).select("path", "length", "modified")
-             .join(files.select("path"), "path", "left_anti")
-             .withColumn("content", F.lit(b"").cast("binary")))
-    return files.unionByName(empty)
-
-
 def extract_photo_table(spark: SparkSession, source: str) -> DataFrame:
     """A Parquet table of image bytes: needs `content`; `path` and `album` are kept when present."""
+    if not tables.exists(spark, source):
+        raise UserError(f"{source} does not exist")
     table = spark.read.parquet(source)
     if "content" not in table.columns:
-        raise ValueError(f"{source} has no 'content' column of image bytes (columns: {', '.join(table.columns)})")
+        raise UserError(f"{source} has no 'content' column of image bytes (columns: {', '.join(table.columns)})")
     path = F.col("path") if "path" in table.columns else F.lit(None).cast("string")
     album = F.col("album") if "album" in table.columns else F.lit(None).cast("string")
-    return table.select(path.alias("path"), F.col("content").cast("binary").alias("content"), album.alias("album"))
+    # A row without bytes is kept as an empty photo, so that it comes out as an error row, not lost.
+    content = F.coalesce(F.col("content").cast("binary"), F.lit(b"").cast("binary"))
+    return table.select(path.alias("path"), content.alias("content"), album.alias("album"))
 
 
 def album_from_path(files: DataFrame, root: str) -> DataFrame:
@@ -153,13 +213,11 @@ def moved_batches(stored: DataFrame, now: DataFrame) -> list:
                   .select(BATCH).distinct().collect())
 
 
-def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: DataFrame | None) -> None:
+def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: Forgotten) -> None:
     """Write the photos seen for the first time as a new batch, and rewrite the place columns
     of the earlier batches whose photos moved; the bytes of an unmoved batch are never rewritten."""
-    from jobs.forget import drop_forgotten
-
     stored = spark.read.parquet(table_path(out, "photos")).select("photo_id", BATCH, *PLACE)
-    now = drop_forgotten(photos_now(spark, listed, stored, out), forgotten, "photo_id").persist(StorageLevel.MEMORY_AND_DISK)
+    now = forgotten.drop(photos_now(spark, listed, stored, out), "photo_id").persist(StorageLevel.MEMORY_AND_DISK)
     fresh = now.join(stored.select("photo_id"), "photo_id", "left_anti")
     if not fresh.isEmpty():
         batch = stored.agg(F.max(BATCH)).first()[0] + 1
@@ -176,13 +234,14 @@ def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: DataF
 
 def ingest(spark: SparkSession, source: str, out: str, source_format: str = "folder") -> DataFrame:
     """Write the photos table (and, for a folder, photo_files); returns the photos table."""
-    from jobs.forget import drop_forgotten, extract_forgotten
-
-    forgotten = extract_forgotten(spark, out)
+    forgotten = Forgotten.read(spark, out)
     photos_path = table_path(out, "photos")
     listed = None
     if source_format == "folder":
         listed = album_from_path(list_photo_files(spark, source), source).persist()
+        if listed.isEmpty():
+            raise UserError(f"no photos under {source} (looked for files ending in "
+                            f"{', '.join('.' + e for e in PHOTO_EXTENSIONS)})")
     if (listed is not None and tables.exists(spark, table_path(out, FILES)) and tables.exists(spark, photos_path)
             and BATCH in spark.read.parquet(photos_path).columns):
         add_batch(spark, listed, out, forgotten)
@@ -190,9 +249,9 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
         if listed is None:
             photos, ranges = photos_table(extract_photo_table(spark, source)), INGEST_RANGES
         else:
-            photos = photos_table(album_from_path(extract_photo_files(spark, source, listed), source))
+            photos = photos_table(listed.join(read_photo_files(spark, listed), "path"))
             ranges = ranges_for(listed.agg(F.sum("length")).first()[0] or 0)
-        photos = drop_forgotten(photos, forgotten, "photo_id").withColumn(BATCH, F.lit(1))
+        photos = forgotten.drop(photos, "photo_id").withColumn(BATCH, F.lit(1))
         write_table(in_ranges(photos, ranges), out, "photos")
     written = spark.read.parquet(photos_path)
     if listed is not None:
@@ -214,11 +273,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args, settings = parse_job_arguments(build_parser(), argv)
-    spark = start_spark(settings)
-    photos = ingest(spark, args.photos, args.out, args.source_format)
-    print(f"ingest: {photos.count()} photos -> {table_path(args.out, 'photos')}")
+    with job_session(settings, args.out, "ingest", create=True) as spark:
+        photos = ingest(spark, args.photos, args.out, args.source_format)
+        print(f"ingest: {photos.count()} photos -> {table_path(args.out, 'photos')}")
     return 0
 
 

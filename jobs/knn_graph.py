@@ -25,7 +25,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path, use_driver_cpus
+from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, use_driver_cpus, user_errors
 from facecluster.tables import write_table
 
 GRAPH = "knn_graph"
@@ -132,16 +132,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, settings = parse_job_arguments(parser, argv)
     if args.k < 1 or args.probes < 1 or not (args.lists == "auto" or args.lists.isdigit() and int(args.lists) >= 1):
         parser.exit(2, "knn-graph: --k, --probes and --lists must be positive (--lists may be auto)\n")
-    spark = start_spark(settings)
-    try:
-        done = knn_graph(spark, args.out, args.k, args.lists, args.probes)
-    except ValueError as exc:
-        parser.exit(2, f"knn-graph: {exc}\n")
+    with job_session(settings, args.out, "knn-graph") as spark:
+        try:
+            done = knn_graph(spark, args.out, args.k, args.lists, args.probes)
+        except ValueError as exc:
+            parser.exit(2, f"knn-graph: {exc}\n")
     print(f"knn-graph: {done['faces']} faces, {done['k']} neighbours each, {done['lists']} lists, "
           f"{done['probes']} probed per face -> {table_path(args.out, GRAPH)}")
     return 0

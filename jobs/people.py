@@ -13,17 +13,8 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster.runtime import add_settings_arguments, parse_job_arguments, start_spark, table_path
-from facecluster.tables import write_table
-
-
-def person_albums(assignments: DataFrame, faces: DataFrame, photos: DataFrame) -> DataFrame:
-    """person_id, album, n_faces, n_photos; a photo copied into several albums counts in each."""
-    return (assignments.where(F.col("person_id") >= 0).select("face_id", "person_id")
-            .join(faces.select("face_id", "photo_id"), "face_id")
-            .join(photos.select("photo_id", F.explode("albums").alias("album")), "photo_id")
-            .groupBy("person_id", "album")
-            .agg(F.countDistinct("face_id").alias("n_faces"), F.countDistinct("photo_id").alias("n_photos")))
+from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
+from facecluster.people_tables import person_albums, write_person_albums  # noqa: F401 (person_albums: the transform)
 
 
 def people_by_albums(people: DataFrame, by_album: DataFrame) -> DataFrame:
@@ -48,9 +39,7 @@ def format_view(rows, limit: int = 20) -> str:
 
 
 def people_view(spark: SparkSession, out: str) -> DataFrame:
-    read = lambda name: spark.read.parquet(table_path(out, name))  # noqa: E731
-    by_album = person_albums(read("assignments"), read("faces"), read("photos"))
-    return people_by_albums(read("people"), spark.read.parquet(write_table(by_album, out, "person_albums", files=1)))
+    return people_by_albums(spark.read.parquet(table_path(out, "people")), write_person_albums(spark, out))
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -61,10 +50,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args, settings = parse_job_arguments(build_parser(), argv)
-    spark = start_spark(settings)
-    print(format_view(people_view(spark, args.out).collect()))
+    with job_session(settings, args.out, "people") as spark:
+        print(format_view(people_view(spark, args.out).collect()))
     return 0
 
 

@@ -1,0 +1,83 @@
+"""The tables a clustering writes and reads on Spark: faces as one matrix, assignments, people and
+person_albums. Shared by the jobs that cluster and those that change a clustered run (forget)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from facecluster.runtime import table_path
+from facecluster.tables import write_table
+
+ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
+                      "run_id string")
+APPLIED_SCHEMA = "label_row long, face_id string, relation string, `group` string, name string"
+PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
+                 "exemplar_face_id string, centroid array<float>")
+
+
+def extract_faces(spark: SparkSession, out: str) -> DataFrame:
+    """Faces with the albums of their photo (a photo copied into two albums counts in both)."""
+    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "face_px", "embedding", "model")
+    albums = spark.read.parquet(table_path(out, "photos")).select("photo_id", "albums")
+    return faces.join(albums, "photo_id", "left").orderBy("face_id")
+
+
+def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
+    """(face_id, photo_id, face_px, albums, model) and the (n, d) float32 embedding matrix, without Python lists."""
+    column = faces.column("embedding").combine_chunks()
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if len(lengths) and lengths.min() != lengths.max():
+        raise ValueError(f"embeddings of different lengths ({lengths.min()} and {lengths.max()})")
+    dimension = int(lengths[0]) if len(lengths) else 0
+    matrix = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(faces), dimension)
+    meta = faces.select(["face_id", "photo_id", "face_px", "albums", "model"]).to_pandas()
+    meta["albums"] = meta["albums"].map(lambda a: list(a) if a is not None else [])
+    return meta, matrix
+
+
+def write_people_tables(spark: SparkSession, out: str, assignments: pd.DataFrame, people: pd.DataFrame) -> None:
+    # The batch size set for photos (16 rows) would cut a million assignments into 60,000 Arrow
+    # batches on their way to Spark; rows of numbers travel in large batches.
+    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    photo_batch = spark.conf.get(batch_key)
+    spark.conf.set(batch_key, "200000")
+    try:
+        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, "assignments", files=1)
+        write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, "people", files=1)
+    finally:
+        spark.conf.set(batch_key, photo_batch)
+
+
+def person_albums(assignments: DataFrame, faces: DataFrame, photos: DataFrame) -> DataFrame:
+    """person_id, album, n_faces, n_photos; a photo copied into several albums counts in each."""
+    return (assignments.where(F.col("person_id") >= 0).select("face_id", "person_id")
+            .join(faces.select("face_id", "photo_id"), "face_id")
+            .join(photos.select("photo_id", F.explode("albums").alias("album")), "photo_id")
+            .groupBy("person_id", "album")
+            .agg(F.countDistinct("face_id").alias("n_faces"), F.countDistinct("photo_id").alias("n_photos")))
+
+
+def write_person_albums(spark: SparkSession, out: str) -> DataFrame:
+    """person_albums from the run's assignments, faces and photos; returns the written table."""
+    read = lambda name: spark.read.parquet(table_path(out, name))  # noqa: E731
+    return spark.read.parquet(write_table(person_albums(read("assignments"), read("faces"), read("photos")),
+                                          out, "person_albums", files=1))
+
+
+def recompute_people(spark: SparkSession, out: str) -> None:
+    """people and person_albums again from the faces and assignments left (after a forget: a
+    centroid or exemplar may have been a forgotten face); names stay with their people."""
+    from facecluster.people import people_table
+
+    names = spark.read.parquet(table_path(out, "people")).select("person_id", "name").toPandas()
+    meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
+    assignments = spark.read.parquet(table_path(out, "assignments")).toPandas()
+    labels = meta[["face_id"]].merge(assignments[["face_id", "person_id"]], on="face_id", how="left")["person_id"]
+    people = people_table(meta, matrix, labels.fillna(-1).to_numpy().astype("int64"))
+    people["name"] = people["person_id"].map(names.set_index("person_id")["name"])
+    write_people_tables(spark, out, assignments, people)
+    write_person_albums(spark, out)
