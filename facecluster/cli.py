@@ -38,8 +38,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> int:
     from jobs import cluster, embed, ingest, people
 
-    if args.source_format == "folder" and "://" not in args.photos and not os.path.isdir(args.photos):
-        parser.exit(2, f"facecluster: {args.photos} is not a folder of photos\n")
+    ingest.check_source(args.photos, args.source_format)
     from facecluster.knn_hdbscan import knn_device
 
     try:

@@ -11,11 +11,22 @@ import numpy as np
 import pandas as pd
 
 
+# The photos' bytes are the archive itself (gigabytes): looking at a run never needs them.
+NOT_READ = {"photos": {"content"}}
+
+
 def load_run(out: str | Path) -> dict[str, pd.DataFrame]:
+    """The tables of a run as pandas, each without the columns in NOT_READ."""
+    import pyarrow.dataset as ds
+
     out = Path(out)
-    return {name: pd.read_parquet(out / name) for name in
-            ("photos", "photo_status", "faces", "assignments", "people", "person_albums")
-            if (out / name).exists()}
+    run = {}
+    for name in ("photos", "photo_status", "faces", "assignments", "people", "person_albums"):
+        if (out / name).exists():
+            columns = [c for c in ds.dataset(out / name, partitioning="hive").schema.names
+                       if c not in NOT_READ.get(name, ())]
+            run[name] = pd.read_parquet(out / name, columns=columns)
+    return run
 
 
 def faces_of_people(run: dict[str, pd.DataFrame]) -> pd.DataFrame:

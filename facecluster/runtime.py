@@ -74,20 +74,26 @@ def job_session(settings: dict, out: str, command: str, create: bool = False, fi
     """The job's Spark session, with OUT locked for the job (facecluster/lock.py). A local OUT is
     locked before Spark starts, so a busy or missing output root is refused at once. A forget
     that was killed half way is finished first (facecluster/forgetting.py)."""
-    from facecluster import forgetting
-
     if local_path(out) is not None:
         with output_lock(out, command, create):
             spark = start_spark(settings)
-            if finish_forget:
-                forgetting.finish_pending(spark, out)
+            _recover(spark, out, finish_forget)
             yield spark
     else:
         spark = start_spark(settings)
         with output_lock(out, command, create, spark):
-            if finish_forget:
-                forgetting.finish_pending(spark, out)
+            _recover(spark, out, finish_forget)
             yield spark
+
+
+def _recover(spark, out: str, finish_forget: bool) -> None:
+    """What a killed command left: half-written tables (nobody else writes while we hold the
+    lock, so all of OUT/_staging is garbage) and an unfinished forget."""
+    from facecluster import forgetting, tables
+
+    tables.delete(spark, table_path(out, "_staging"))
+    if finish_forget:
+        forgetting.finish_pending(spark, out)
 
 
 def user_errors(main):

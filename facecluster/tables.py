@@ -61,6 +61,8 @@ PARTITIONED_BY = {"photos": "batch"}  # a folder's photos: a directory per inges
 
 def write_table(table: DataFrame, out: str, name: str, files: int | None = None) -> str:
     """Write `table` as OUT/name (Parquet), atomically; `files` coalesces small tables."""
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise ValueError(f"table name {name!r} would leave the output root")
     spark = table.sparkSession
     final = table_path(out, name)
     staged = staging_path(out, name)

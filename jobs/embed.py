@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import re
 import sys
 import time
 import uuid
@@ -20,6 +21,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster import tables
+from facecluster.errors import UserError
 from facecluster.forgetting import Forgotten
 from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
 from udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
@@ -27,6 +29,7 @@ from udfs.embedders import choose_embedder, model_id
 
 PHOTOS_PER_TASK = 256  # a task's worth of work: minutes, not hours, so a lost task costs little
 PARTS = "embed_parts"  # one committed table per round: the run's progress, what a re-run skips
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*")  # no '/', no '..'
 
 
 def resolve_embedder(embed_settings: dict) -> tuple[dict, str | None]:
@@ -112,6 +115,9 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     publish `faces` and `photo_status` from every round. Killed and run again, it goes on
     where it stopped; run again when done, it embeds nothing."""
     model = model_id(embed_settings)
+    if not MODEL_ID.fullmatch(model):  # it names the embed rounds' tables: a path in it would write outside OUT
+        raise UserError(f"model id {model!r} (from {embed_settings['head'] or embed_settings['facenet_weights']}) "
+                        f"is not one facecluster writes: letters, digits and . _ + - only")
     photos = extract_photos(spark, out)
     done = extract_done(spark, out, model)
     todo = photos_to_embed(photos, done)

@@ -134,6 +134,11 @@ def read_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
     return read.unionByName(empty)
 
 
+def extract_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
+    """The listed photo files with their bytes (a column `content` added)."""
+    return listed.join(read_photo_files(spark, listed), "path")
+
+
 def extract_photo_table(spark: SparkSession, source: str) -> DataFrame:
     """A Parquet table of image bytes: needs `content`; `path` and `album` are kept when present."""
     if not tables.exists(spark, source):
@@ -198,7 +203,7 @@ def photos_now(spark: SparkSession, listed: DataFrame, stored: DataFrame, out: s
     previous = spark.read.parquet(table_path(out, FILES)).join(stored.select("photo_id"), "photo_id", "left_semi")
     known = known_files(listed, previous)
     new = listed.join(known.select("path"), "path", "left_anti")
-    new = new.join(read_photo_files(spark, new), "path").withColumn("photo_id", F.sha2("content", 256))
+    new = extract_photo_files(spark, new).withColumn("photo_id", F.sha2("content", 256))
     return photos_table(known.withColumn("content", F.lit(None).cast("binary")).unionByName(new))
 
 
@@ -249,7 +254,7 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
         if listed is None:
             photos, ranges = photos_table(extract_photo_table(spark, source)), INGEST_RANGES
         else:
-            photos = photos_table(listed.join(read_photo_files(spark, listed), "path"))
+            photos = photos_table(extract_photo_files(spark, listed))
             ranges = ranges_for(listed.agg(F.sum("length")).first()[0] or 0)
         photos = forgotten.drop(photos, "photo_id").withColumn(BATCH, F.lit(1))
         write_table(in_ranges(photos, ranges), out, "photos")
@@ -261,6 +266,17 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
         write_table(files, out, FILES, files=1)
         listed.unpersist()
     return written
+
+
+def check_source(source: str, source_format: str) -> None:
+    """A local archive that is not there stops the job before Spark starts or OUT is made."""
+    folder = local_path(source)
+    if folder is None:
+        return
+    if not os.path.exists(folder):
+        raise UserError(f"{source} does not exist")
+    if source_format == "folder" and not os.path.isdir(folder):
+        raise UserError(f"{source} is not a folder of photos (for a Parquet table of photos, add --format parquet)")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -276,6 +292,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args, settings = parse_job_arguments(build_parser(), argv)
+    check_source(args.photos, args.source_format)
     with job_session(settings, args.out, "ingest", create=True) as spark:
         photos = ingest(spark, args.photos, args.out, args.source_format)
         print(f"ingest: {photos.count()} photos -> {table_path(args.out, 'photos')}")

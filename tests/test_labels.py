@@ -116,9 +116,16 @@ def test_cluster_job_keeps_names_merges_and_moves(spark, sample_run, tmp_path, s
         cluster.cluster(spark, str(out), settings["cluster"])
 
 
+def _clustered(out):
+    """An output root with the assignments of a run: people 3 and 7, face abc:0 not grouped."""
+    pd.DataFrame({"face_id": ["abc:0", "abc:1", "def:0", "def:1"], "person_id": [-1, 3, 7, 7]}).to_parquet(
+        out / "assignments")
+
+
 def test_label_command_appends_checked_lines(tmp_path, capsys):
     from facecluster.cli import main
 
+    _clustered(tmp_path)
     assert main(["label", "--out", str(tmp_path), "name", "3", "Alice Smith"]) == 0
     assert main(["label", "--out", str(tmp_path), "merge", "3", "7"]) == 0
     assert main(["label", "--out", str(tmp_path), "not-a-face", "abc:0"]) == 0
@@ -126,3 +133,61 @@ def test_label_command_appends_checked_lines(tmp_path, capsys):
     assert log.action.tolist() == ["name", "merge", "not_a_face"]
     assert log.name.iloc[0] == "Alice Smith" and log.other_person_id.iloc[1] == "7" and log.face_id.iloc[2] == "abc:0"
     assert "3 labels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words, reason", [
+    (["name", "99999", "X"], "no person 99999"),
+    (["merge", "3", "99999"], "no person 99999"),
+    (["merge", "3", "3"], "with itself"),
+    (["move-out", "NOSUCHFACE"], "no face NOSUCHFACE"),
+    (["not-a-face", "NOSUCHFACE"], "no face NOSUCHFACE"),
+])
+def test_a_label_naming_nobody_is_refused_when_written(tmp_path, capsys, words, reason):
+    from facecluster.cli import main
+
+    _clustered(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["label", "--out", str(tmp_path), *words])
+    assert stopped.value.code == 2 and reason in capsys.readouterr().err
+    assert not (tmp_path / "labels.csv").exists()  # nothing written
+
+
+def test_a_label_before_any_run_is_refused(tmp_path, capsys):
+    from facecluster.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["label", "--out", str(tmp_path), "name", "0", "Ann"])
+    assert "no clustered run yet" in capsys.readouterr().err
+
+
+def test_names_with_quotes_commas_and_line_breaks_survive_the_log(tmp_path):
+    from facecluster.labels import add_label, parse_label_log
+
+    _clustered(tmp_path)
+    odd = ['Bob "the builder"', "Smith, Ann", "two\nlines", "Zoë"]
+    for name in odd:
+        add_label(str(tmp_path), "name", person_id=3, name=name)
+    log = check_labels(parse_label_log((tmp_path / "labels.csv").read_text(encoding="utf-8")))
+    assert log["name"].tolist() == odd
+
+
+def test_a_malformed_log_line_is_one_clear_error():
+    from facecluster.labels import parse_label_log
+
+    with pytest.raises(LabelError, match="person_id must be a whole number"):
+        check_labels(parse_label_log("action,person_id,other_person_id,face_id,name\nname,three,,,Ann\n"))
+    with pytest.raises(LabelError, match="is empty"):
+        parse_label_log("")
+    # a field beyond the header is kept unread rather than shifting the columns
+    log = check_labels(parse_label_log("action,person_id,other_person_id,face_id,name\nname,3,,,Ann,a note\n"))
+    assert log.loc[0, "action"] == "name" and log.loc[0, "name"] == "Ann"
+
+
+def test_blanking_lines_keeps_the_log_readable_and_its_length():
+    from facecluster.labels import blank_label_lines, parse_label_log
+
+    text = ('action,person_id,other_person_id,face_id,name\nname,3,,,"Bob ""B"""\n'
+            'name,4,,,Ann,hand-written note\nnot_a_face,,,abc:0,\n')
+    blanked = check_labels(parse_label_log(blank_label_lines(text, {0, 1})))
+    assert blanked["action"].tolist() == ["forgotten", "forgotten", "not_a_face"]
+    assert "Bob" not in blank_label_lines(text, {0, 1}) and "note" not in blank_label_lines(text, {0, 1})
