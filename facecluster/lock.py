@@ -78,6 +78,7 @@ def output_lock(out: str, command: str, create: bool = False, spark=None):
         handle.write(_holder(command))
         handle.flush()
         yield
+        handle.truncate(0)  # the holder is gone: no stale name for the next reader
     finally:
         handle.close()  # closing drops the flock
 

@@ -245,7 +245,7 @@ def test_two_commands_on_one_output_root(reference, tmp_path, capsys):
     shutil.copytree(reference[1], out)
     busy = start("run", archive, "--out", out, "--set", "cluster.mode=full")
     deadline = time.monotonic() + 120
-    while '"command": "run"' not in ((out / "_lock").read_text() if (out / "_lock").exists() else ""):
+    while f'"pid": {busy.pid},' not in ((out / "_lock").read_text() if (out / "_lock").exists() else ""):
         assert busy.poll() is None and time.monotonic() < deadline, busy.stdout.read() if busy.poll() else "no lock"
         time.sleep(0.05)
     with pytest.raises(SystemExit) as refused:
