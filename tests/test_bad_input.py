@@ -171,3 +171,15 @@ def test_looking_at_a_run_reads_no_photo_bytes(sample_run):
     run = load_run(sample_run)
     assert "content" not in run["photos"].columns and len(run["photos"]) == 26
     assert {"photo_id", "path", "albums"} <= set(run["photos"].columns)
+
+
+def test_a_malformed_label_line_stops_cluster_with_one_line(sample_run, tmp_path, capsys):
+    from facecluster.cli import main
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,three,,,Ann\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["cluster", "--out", str(out), "--set", "spark.master=local[2]"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "person_id must be a whole number" in err and "Traceback" not in err

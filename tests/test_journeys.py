@@ -139,6 +139,9 @@ def test_forget_a_person_and_a_photo_then_run_again(first_run, tmp_path):
     moved = sorted(bobs_faces)[0]
     assert facecluster("label", "--out", out, "name", bob, "Bob") == 0
     assert facecluster("label", "--out", out, "move-out", moved) == 0  # Bob's name stays on this face's old label
+    carol = sizes.index[1]
+    with open(out / "labels.csv", "a") as log:  # edited by hand: a field the header does not have
+        log.write(f"name,{carol},,,Carol,met at the wedding\n")
     assert facecluster("cluster", "--out", out) == 0
     bob_now = person_of(out)
     bobs_faces = set(bob_now[bob_now == bob].index)
@@ -153,6 +156,8 @@ def test_forget_a_person_and_a_photo_then_run_again(first_run, tmp_path):
         assert "Bob" not in set(read(out, "people")["name"].dropna())
         assert "Bob" not in set(read(out, "labels_applied")["name"].dropna())
         assert "Bob" not in (out / "labels.csv").read_text()
+        assert f"name,{carol},,,Carol,met at the wedding" in (out / "labels.csv").read_text()
+        assert "Carol" in set(read(out, "people")["name"].dropna())
         assert facecluster("run", archive, "--out", out, "--set", "cluster.mode=full") == 0
 
 
