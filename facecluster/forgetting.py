@@ -144,7 +144,7 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
             rewritten.append(part)
     if tables.exists(spark, table_path(out, "faces")):
         recount_faces(spark, out)
-    if tables.exists(spark, table_path(out, "assignments")):
+    if all(tables.exists(spark, table_path(out, name)) for name in ("assignments", "people")):
         recompute_people(spark, out)
     log = table_path(out, LABEL_LOG)
     text = tables.read_text(spark, log)
