@@ -6,6 +6,8 @@ size and density) and most archives hold many faces seen once, which it answers 
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from facecluster.errors import UserError
@@ -95,6 +97,40 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
     return labels
 
 
+def collapse_near_duplicates(X: np.ndarray, max_distance: float, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of faces closer than max_distance to one another (bursts, resized, cropped and
+    re-encoded copies of one photo): (the representative row of each group, each face's group).
+
+    HDBSCAN counts every copy as a face: two copies at distance 0.03 are a cluster far denser
+    than any person, and excess-of-mass selection keeps hundreds of such pairs rather than the
+    person around them. One face per group, the one nearest the group's mean, is clustered;
+    its copies take its person after. Groups are connected components of the pairs within
+    max_distance among each face's k nearest."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from facecluster.knn_hdbscan import nearest_faces
+
+    n = len(X)
+    if n < 2 or not max_distance:
+        return np.arange(n), np.arange(n)
+    distances, found = nearest_faces(X, X, min(k, n))
+    close = (distances < max_distance) & (found >= 0)
+    rows = np.repeat(np.arange(n), close.sum(axis=1))
+    graph = coo_matrix((np.ones(len(rows)), (rows, found[close])), shape=(n, n))
+    _, group = connected_components(graph, directed=False)
+    sizes = np.bincount(group)
+    if sizes.max() == 1:
+        return np.arange(n), np.arange(n)
+    means = np.zeros((len(sizes), X.shape[1]))
+    np.add.at(means, group, X)
+    means /= sizes[:, None]
+    off = np.linalg.norm(X - means[group], axis=1)
+    order = np.lexsort((off, group))  # by group, nearest the mean first
+    firsts = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    return firsts, group
+
+
 class PeopleClusterer:
     """Estimator in hdbscan's style: fit(X) sets labels_, probabilities_, outlier_scores_.
 
@@ -108,7 +144,8 @@ class PeopleClusterer:
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, cluster_selection_epsilon: float = 0.0,
                  cluster_selection_method: str = "eom", split_distance: float | None = None,
-                 max_member_distance: float | None = None, algorithm: str = "exact", device: str = "auto"):
+                 max_member_distance: float | None = None, algorithm: str = "exact", device: str = "auto",
+                 duplicate_distance: float | None = None):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.cluster_selection_epsilon = cluster_selection_epsilon
@@ -117,6 +154,7 @@ class PeopleClusterer:
         self.max_member_distance = max_member_distance
         self.algorithm = algorithm
         self.device = device
+        self.duplicate_distance = duplicate_distance
 
     @classmethod
     def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
@@ -126,7 +164,8 @@ class PeopleClusterer:
         return cls(max_member_distance=member_radius(model_id) if radius == "auto" else radius,
                    split_distance=split_distance(model_id) if split == "auto" else split,
                    **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples", "cluster_selection_epsilon",
-                                                       "cluster_selection_method", "algorithm", "device")})
+                                                       "cluster_selection_method", "algorithm", "device",
+                                                       "duplicate_distance")})
 
     def chosen_algorithm(self, n_faces: int) -> str:
         if self.algorithm != "auto":
@@ -134,6 +173,17 @@ class PeopleClusterer:
         return "exact" if n_faces <= AUTO_EXACT_UP_TO else "knn"
 
     def fit(self, X: np.ndarray) -> "PeopleClusterer":
+        if self.duplicate_distance:
+            representatives, group = collapse_near_duplicates(X, self.duplicate_distance)
+            if len(representatives) < len(X):
+                once = copy.copy(self)
+                once.duplicate_distance = None
+                once.fit(X[representatives])
+                self.algorithm_ = getattr(once, "algorithm_", None)
+                self.labels_ = once.labels_[group]
+                self.probabilities_ = once.probabilities_[group]
+                self.outlier_scores_ = once.outlier_scores_[group]
+                return self
         n = len(X)
         if n < max(2, self.min_cluster_size):
             # Too few faces to find any group: everyone is a face seen once.

@@ -159,6 +159,9 @@ RULES: dict[str, Rule] = {
     "cluster.split_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                    "people whose faces form groups further apart (average linkage) are split; "
                                    "auto = the embedder's measured value, null = off"),
+    "cluster.duplicate_distance": Rule(_optional_number_between(0.0, 1.0),
+                                       "faces closer than this are clustered as one (bursts, resized and re-saved "
+                                       "copies of a photo) and all take its person; null = off"),
     "cluster.max_member_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                         "faces further from the rest of their person become noise; "
                                         "auto = the embedder's measured value, null = keep HDBSCAN's answer"),
