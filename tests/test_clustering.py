@@ -96,3 +96,32 @@ def test_faces_too_small_to_recognise_are_kept_but_not_clustered(settings):
     assert (assignments.loc[tiny, "person_id"] == -1).all()
     assert len(people) == 3 and people["n_faces"].tolist() == [5, 5, 5]
     assert pairwise_scores(truth[~tiny], assignments.loc[~tiny, "person_id"])["f"] == 1.0
+
+
+def with_near_copies(X, truth, share=0.3, copies=2, distance=0.03, seed=1):
+    """X plus, for `share` of its faces, `copies` copies each within `distance` (bursts, re-saves)."""
+    rng = np.random.default_rng(seed)
+    chosen = np.flatnonzero(rng.random(len(X)) < share)
+    extra = np.repeat(X[chosen], copies, axis=0)
+    noise = rng.normal(size=extra.shape)
+    extra = extra + noise / np.linalg.norm(noise, axis=1, keepdims=True) * distance
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    return np.concatenate([X, extra]).astype(np.float32), np.concatenate([truth, np.repeat(truth[chosen], copies)])
+
+
+def test_near_copies_are_clustered_as_one_face_and_all_take_its_person():
+    from facecluster.clustering import collapse_near_duplicates
+
+    X, truth = with_near_copies(*people_on_a_sphere([40, 30, 20], spread=0.45))
+    representatives, group = collapse_near_duplicates(X, 0.1)
+    assert len(representatives) == 90  # the copies fold into their original
+    assert (group[representatives] == np.arange(len(representatives))).all()
+    assert (pd.Series(truth).groupby(group).nunique() == 1).all()  # a group never spans two people
+    plain = PeopleClusterer(min_cluster_size=2, min_samples=2).fit(X)
+    collapsed = PeopleClusterer(min_cluster_size=2, min_samples=2, duplicate_distance=0.1).fit(X)
+    copies = group[np.arange(len(X))]
+    assert (pd.Series(collapsed.labels_).groupby(copies).nunique() == 1).all()  # copies share the person
+    assert len(collapsed.labels_) == len(X) and len(collapsed.probabilities_) == len(X)
+    # Each copied pair is a cluster denser than any person: without collapsing they shatter the people
+    assert pairwise_scores(truth, plain.labels_)["f"] < 0.5
+    assert pairwise_scores(truth, collapsed.labels_)["f"] > 0.95
