@@ -37,6 +37,11 @@ TRIES = {
                                                 "max_member_distance": 0.45},
     "duplicates 0.1, epsilon 0.3, no split, prune 0.45": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.3,
                                                           "split_distance": None, "max_member_distance": 0.45},
+    "duplicates 0.1, epsilon 0.2": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.2},
+    "duplicates 0.1, epsilon 0.25": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.25},
+    "duplicates 0.15, epsilon 0.25": {"duplicate_distance": 0.15, "cluster_selection_epsilon": 0.25},
+    "duplicates 0.1, epsilon 0.25, split 0.42": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.25,
+                                                 "split_distance": 0.42},
     "min_cluster_size 5": {"min_cluster_size": 5, "min_samples": 5},
     "leaf": {"cluster_selection_method": "leaf"},
 }

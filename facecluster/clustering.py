@@ -158,14 +158,15 @@ class PeopleClusterer:
 
     @classmethod
     def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
-        from facecluster.thresholds import member_radius, split_distance
+        from facecluster import thresholds
 
-        radius, split = cluster_settings["max_member_distance"], cluster_settings["split_distance"]
-        return cls(max_member_distance=member_radius(model_id) if radius == "auto" else radius,
-                   split_distance=split_distance(model_id) if split == "auto" else split,
-                   **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples", "cluster_selection_epsilon",
-                                                       "cluster_selection_method", "algorithm", "device",
-                                                       "duplicate_distance")})
+        measured = {"max_member_distance": thresholds.member_radius, "split_distance": thresholds.split_distance,
+                    "duplicate_distance": thresholds.duplicate_distance,
+                    "cluster_selection_epsilon": thresholds.selection_epsilon}
+        distances = {key: find(model_id) if cluster_settings[key] == "auto" else cluster_settings[key]
+                     for key, find in measured.items()}
+        return cls(**distances, **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples",
+                                                                    "cluster_selection_method", "algorithm", "device")})
 
     def chosen_algorithm(self, n_faces: int) -> str:
         if self.algorithm != "auto":

@@ -154,14 +154,17 @@ RULES: dict[str, Rule] = {
                                 "`faces` but are not clustered: too small to say who they are"),
     "cluster.min_cluster_size": Rule(_int_at_least(2), "fewest faces that make a person"),
     "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),
-    "cluster.cluster_selection_epsilon": Rule(_number_between(0.0, 2.0), "HDBSCAN epsilon, Euclidean on unit vectors"),
+    "cluster.cluster_selection_epsilon": Rule(_auto_or(_number_between(0.0, 2.0)),
+                                              "HDBSCAN epsilon, Euclidean on unit vectors: clusters parting below it "
+                                              "stay one person; auto = the embedder's measured value"),
     "cluster.cluster_selection_method": Rule(_choice("eom", "leaf"), "HDBSCAN cluster selection"),
     "cluster.split_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                    "people whose faces form groups further apart (average linkage) are split; "
                                    "auto = the embedder's measured value, null = off"),
-    "cluster.duplicate_distance": Rule(_optional_number_between(0.0, 1.0),
+    "cluster.duplicate_distance": Rule(_auto_or(_optional_number_between(0.0, 1.0)),
                                        "faces closer than this are clustered as one (bursts, resized and re-saved "
-                                       "copies of a photo) and all take its person; null = off"),
+                                       "copies of a photo) and all take its person; auto = the embedder's measured "
+                                       "value, null = off"),
     "cluster.max_member_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                         "faces further from the rest of their person become noise; "
                                         "auto = the embedder's measured value, null = keep HDBSCAN's answer"),

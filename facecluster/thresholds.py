@@ -15,11 +15,20 @@ from __future__ import annotations
 # split_distance: average-linkage distance at which one cluster is split into two people.
 # suggest_merge: centroid distance under which two people are suggested as perhaps one;
 #   benchmarks/suggestions.py (LFW in 4 albums clustered apart): precision 0.945, recall 0.953.
+# duplicate: faces closer than this are copies of one photo (a burst, a resized, cropped or
+#   re-saved copy) and are clustered as one face; each copy takes its person. Two copies are a
+#   cluster denser than any person, and HDBSCAN's excess-of-mass selection kept hundreds of such
+#   pairs instead of the people: on celebs17 with near-duplicates 0.1 takes pairwise F from 0.023
+#   to 0.923 and changes neither LFW nor families (benchmarks/clustering_tries.py, docs/benchmarks.md).
+# selection_epsilon: HDBSCAN's cluster_selection_epsilon. 0.3 adds 0.02 of F on celebs17 but
+#   merges relatives on families (precision 0.943 -> 0.889); below 0.3 it changes nothing: off.
 MODEL_DISTANCES = {
-    "dlib-resnet-v1": {"member_radius": 0.35, "split_distance": 0.38, "suggest_merge": 0.24},
+    "dlib-resnet-v1": {"member_radius": 0.35, "split_distance": 0.38, "suggest_merge": 0.24,
+                       "duplicate": 0.1, "selection_epsilon": 0.0},
     # NOT measured here (no FaceNet weights on this machine): 1.1 is the usual VGGFace2 threshold
-    # on unit vectors; the radius keeps dlib's ratio to it. Re-measure with benchmarks/lfw.py.
-    "facenet-vggface2": {"member_radius": 0.83, "split_distance": 1.06, "suggest_merge": 0.61},
+    # on unit vectors; the other distances keep dlib's ratio to it. Re-measure with benchmarks/lfw.py.
+    "facenet-vggface2": {"member_radius": 0.83, "split_distance": 1.06, "suggest_merge": 0.61,
+                         "duplicate": 0.24, "selection_epsilon": 0.0},
 }
 
 
@@ -45,3 +54,11 @@ def split_distance(model_id: str) -> float:
 
 def suggest_merge_distance(model_id: str) -> float:
     return _distances(model_id)["suggest_merge"]
+
+
+def duplicate_distance(model_id: str) -> float:
+    return _distances(model_id)["duplicate"]
+
+
+def selection_epsilon(model_id: str) -> float:
+    return _distances(model_id)["selection_epsilon"]
