@@ -137,8 +137,9 @@ class PeopleClusterer:
     X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers, -1 for noise
     (a face seen once, or too unlike the person it is nearest to). algorithm: 'exact' (the
     hdbscan library), 'knn' (facecluster.knn_hdbscan, for large runs) or 'auto' (exact up to
-    AUTO_EXACT_UP_TO faces); device: where 'knn' searches ('auto', 'cpu', 'cuda'). After HDBSCAN, when set,
-    split_distance splits people made of two groups (split_mixed_people) and
+    AUTO_EXACT_UP_TO faces); device: where 'knn' searches ('auto', 'cpu', 'cuda'). duplicate_distance:
+    faces closer than this are clustered as one (collapse_near_duplicates; exact algorithm only).
+    After HDBSCAN, when set, split_distance splits people made of two groups (split_mixed_people) and
     max_member_distance removes faces too far from the rest of their person (prune_strangers).
     """
 
@@ -174,7 +175,9 @@ class PeopleClusterer:
         return "exact" if n_faces <= AUTO_EXACT_UP_TO else "knn"
 
     def fit(self, X: np.ndarray) -> "PeopleClusterer":
-        if self.duplicate_distance:
+        # The kNN-graph algorithm (millions of faces) does not collapse copies yet: finding them
+        # takes an all-pairs search of its own, which would double its time at a million faces.
+        if self.duplicate_distance and self.chosen_algorithm(len(X)) == "exact":
             representatives, group = collapse_near_duplicates(X, self.duplicate_distance)
             if len(representatives) < len(X):
                 once = copy.copy(self)
