@@ -98,7 +98,8 @@ def results_without(parts: DataFrame, forgotten: Forgotten, photos: list[str], f
 
 
 def start(spark: SparkSession, out: str, photo_ids: list[str], face_ids: list[str], label_rows: list[int]) -> dict:
-    """Record a forget before any table changes: the pending file, then the digests in `forgotten`."""
+    """Record a forget before any table changes (OUT/_forget_pending.json: digests and label lines);
+    finish() carries it out, the digests into `forgotten` first."""
     forgotten = Forgotten.read(spark, out, create_key=True)
     pending = {"photos": sorted({forgotten.digest(p) for p in photo_ids}),
                "faces": sorted({forgotten.digest(f) for f in face_ids}),
