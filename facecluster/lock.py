@@ -91,11 +91,9 @@ def _hadoop_lock(out: str, command: str, spark):
     path = jvm.org.apache.hadoop.fs.Path(f"{out.rstrip('/')}/{LOCK}")
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.createNewFile(path):
-        stream = fs.open(path)
-        try:
-            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
+        from facecluster.tables import read_text
+
+        text = read_text(spark, f"{out.rstrip('/')}/{LOCK}") or ""
         raise OutputBusy(f"{out} is in use by {_describe(text)}; run this again when it has finished. If no "
                          f"facecluster command is running on it (a driver was killed), delete {out}/{LOCK}")
     stream = fs.create(path, True)

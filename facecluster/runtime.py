@@ -74,16 +74,11 @@ def job_session(settings: dict, out: str, command: str, create: bool = False, fi
     """The job's Spark session, with OUT locked for the job (facecluster/lock.py). A local OUT is
     locked before Spark starts, so a busy or missing output root is refused at once. A forget
     that was killed half way is finished first (facecluster/forgetting.py)."""
-    if local_path(out) is not None:
-        with output_lock(out, command, create):
-            spark = start_spark(settings)
-            _recover(spark, out, finish_forget)
-            yield spark
-    else:
-        spark = start_spark(settings)
-        with output_lock(out, command, create, spark):
-            _recover(spark, out, finish_forget)
-            yield spark
+    spark = None if local_path(out) is not None else start_spark(settings)  # a Hadoop lock needs Spark
+    with output_lock(out, command, create, spark):
+        spark = spark or start_spark(settings)
+        _recover(spark, out, finish_forget)
+        yield spark
 
 
 def _recover(spark, out: str, finish_forget: bool) -> None:
