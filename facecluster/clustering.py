@@ -98,37 +98,16 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
 
 
 def collapse_near_duplicates(X: np.ndarray, max_distance: float, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Groups of faces closer than max_distance to one another (bursts, resized, cropped and
-    re-encoded copies of one photo): (the representative row of each group, each face's group).
-
-    HDBSCAN counts every copy as a face: two copies at distance 0.03 are a cluster far denser
-    than any person, and excess-of-mass selection keeps hundreds of such pairs rather than the
-    person around them. One face per group, the one nearest the group's mean, is clustered;
-    its copies take its person after. Groups are connected components of the pairs within
-    max_distance among each face's k nearest."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    """duplicate_groups over each face's k nearest, searched exactly (for the exact algorithm;
+    the kNN-graph algorithm reads them off the graph it builds anyway)."""
+    from facecluster.duplicates import duplicate_groups
     from facecluster.knn_hdbscan import nearest_faces
 
     n = len(X)
     if n < 2 or not max_distance:
         return np.arange(n), np.arange(n)
     distances, found = nearest_faces(X, X, min(k, n))
-    close = (distances < max_distance) & (found >= 0)
-    rows = np.repeat(np.arange(n), close.sum(axis=1))
-    graph = coo_matrix((np.ones(len(rows)), (rows, found[close])), shape=(n, n))
-    _, group = connected_components(graph, directed=False)
-    sizes = np.bincount(group)
-    if sizes.max() == 1:
-        return np.arange(n), np.arange(n)
-    means = np.zeros((len(sizes), X.shape[1]))
-    np.add.at(means, group, X)
-    means /= sizes[:, None]
-    off = np.linalg.norm(X - means[group], axis=1)
-    order = np.lexsort((off, group))  # by group, nearest the mean first
-    firsts = order[np.r_[True, group[order][1:] != group[order][:-1]]]
-    return firsts, group
+    return duplicate_groups(X, distances, found, max_distance)
 
 
 class PeopleClusterer:
@@ -138,7 +117,7 @@ class PeopleClusterer:
     (a face seen once, or too unlike the person it is nearest to). algorithm: 'exact' (the
     hdbscan library), 'knn' (facecluster.knn_hdbscan, for large runs) or 'auto' (exact up to
     AUTO_EXACT_UP_TO faces); device: where 'knn' searches ('auto', 'cpu', 'cuda'). duplicate_distance:
-    faces closer than this are clustered as one (collapse_near_duplicates; exact algorithm only).
+    faces closer than this are copies of one photo, clustered as one face (facecluster.duplicates).
     After HDBSCAN, when set, split_distance splits people made of two groups (split_mixed_people) and
     max_member_distance removes faces too far from the rest of their person (prune_strangers).
     """
@@ -175,8 +154,7 @@ class PeopleClusterer:
         return "exact" if n_faces <= AUTO_EXACT_UP_TO else "knn"
 
     def fit(self, X: np.ndarray) -> "PeopleClusterer":
-        # The kNN-graph algorithm (millions of faces) does not collapse copies yet: finding them
-        # takes an all-pairs search of its own, which would double its time at a million faces.
+        # The kNN-graph algorithm finds copies in the graph it builds (KnnHDBSCAN).
         if self.duplicate_distance and self.chosen_algorithm(len(X)) == "exact":
             representatives, group = collapse_near_duplicates(X, self.duplicate_distance)
             if len(representatives) < len(X):
@@ -213,7 +191,7 @@ class PeopleClusterer:
             model = KnnHDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
                                cluster_selection_epsilon=self.cluster_selection_epsilon,
                                cluster_selection_method=self.cluster_selection_method,
-                               device=self.device).fit(X)
+                               device=self.device, duplicate_distance=self.duplicate_distance).fit(X)
             self.outlier_scores_ = np.full(n, np.nan)  # GLOSH is not computed on the kNN graph
         self.labels_ = model.labels_.astype(np.int64)
         self.probabilities_ = np.nan_to_num(model.probabilities_.astype(np.float64))

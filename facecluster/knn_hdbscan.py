@@ -257,11 +257,14 @@ def _in_big_stack(function, *args):
 class KnnHDBSCAN:
     """Estimator in hdbscan's style: fit(X) sets labels_, probabilities_,
     minimum_spanning_tree_ ((n-1) x 3: face, face, mutual-reachability distance), neighbours_
-    (the kNN graph) and timings_. device: 'auto' (a GPU when torch sees one), 'cuda' or 'cpu'."""
+    (the kNN graph) and timings_. device: 'auto' (a GPU when torch sees one), 'cuda' or 'cpu'.
+    duplicate_distance: faces closer than this are copies of one photo, clustered as one face
+    (facecluster.duplicates); the spanning tree then joins their representatives."""
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, k: int = 32,
                  cluster_selection_method: str = "eom", cluster_selection_epsilon: float = 0.0,
-                 exact_below: int = EXACT_BELOW, ef_search: int = 64, device: str = "auto"):
+                 exact_below: int = EXACT_BELOW, ef_search: int = 64, device: str = "auto",
+                 duplicate_distance: float | None = None):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.k = k
@@ -270,6 +273,34 @@ class KnnHDBSCAN:
         self.exact_below = exact_below
         self.ef_search = ef_search
         self.device = device
+        self.duplicate_distance = duplicate_distance
+
+    def _index(self, X: np.ndarray, device: str):
+        return (TorchIndex(X, device) if device != "cpu"
+                else KnnIndex(X, exact=len(X) < self.exact_below, ef_search=self.ef_search))
+
+    def _collapse(self, X: np.ndarray, distances: np.ndarray, neighbours: np.ndarray, device: str, k: int):
+        """Copies of one photo (facecluster.duplicates) clustered as one face, from the graph
+        already built: (representatives' faces, their graph, their index, each face's row among
+        them), or None when there are no copies. A representative whose neighbours were nearly
+        all its own copies is searched again among the representatives."""
+        from facecluster.duplicates import duplicate_groups, representatives_graph
+
+        representatives, group = duplicate_groups(X, distances, neighbours, self.duplicate_distance)
+        if len(representatives) == len(X):
+            return None
+        X_kept = X[representatives]
+        index = self._index(X_kept, device)
+        distances, neighbours = representatives_graph(distances, neighbours, representatives, group)
+        thin = np.flatnonzero((neighbours >= 0).sum(axis=1) < max(self.min_samples, k // 2))
+        if len(thin) and len(X_kept) > 1:
+            found_distances, found = index.search(thin, k)
+            width = found.shape[1]
+            distances[thin], neighbours[thin] = np.inf, -1
+            distances[thin, :width], neighbours[thin, :width] = found_distances, found
+        rep_of_group = np.empty(group.max() + 1, dtype=np.int64)
+        rep_of_group[group[representatives]] = np.arange(len(representatives))
+        return X_kept, distances, neighbours, index, rep_of_group[group]
 
     def fit(self, X: np.ndarray) -> "KnnHDBSCAN":
         from fast_hdbscan.hdbscan import clusters_from_spanning_tree
@@ -280,11 +311,18 @@ class KnnHDBSCAN:
         timings = {}
         started = time.perf_counter()
         device = knn_device(self.device)
-        index = (TorchIndex(X, device) if device != "cpu"
-                 else KnnIndex(X, exact=n < self.exact_below, ef_search=self.ef_search))
+        index = self._index(X, device)
         distances, neighbours = index.graph(k)
         self.neighbours_ = neighbours  # kept so that a benchmark can measure the graph's recall
         timings["knn"] = time.perf_counter() - started
+        copies_of = None
+        if self.duplicate_distance and n > 2:
+            started = time.perf_counter()
+            collapsed = self._collapse(X, distances, neighbours, device, k)
+            if collapsed is not None:
+                X, distances, neighbours, index, copies_of = collapsed
+                n = len(X)
+            timings["copies"] = time.perf_counter() - started
 
         started = time.perf_counter()
         # As the hdbscan library counts: the min_samples-th neighbour other than the face itself.
@@ -309,5 +347,7 @@ class KnnHDBSCAN:
         timings["selection"] = time.perf_counter() - started
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.probabilities_ = np.asarray(strengths, dtype=np.float64)
+        if copies_of is not None:  # every copy takes its representative's person
+            self.labels_, self.probabilities_ = self.labels_[copies_of], self.probabilities_[copies_of]
         self.timings_ = timings
         return self

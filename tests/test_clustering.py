@@ -125,3 +125,37 @@ def test_near_copies_are_clustered_as_one_face_and_all_take_its_person():
     # Each copied pair is a cluster denser than any person: without collapsing they shatter the people
     assert pairwise_scores(truth, plain.labels_)["f"] < 0.5
     assert pairwise_scores(truth, collapsed.labels_)["f"] > 0.95
+
+
+def test_the_knn_algorithm_finds_copies_in_its_own_graph():
+    X, truth = with_near_copies(*people_on_a_sphere([40, 30, 20], spread=0.45))
+    plain = PeopleClusterer(min_cluster_size=2, min_samples=2, algorithm="knn", device="cpu").fit(X)
+    collapsed = PeopleClusterer(min_cluster_size=2, min_samples=2, algorithm="knn", device="cpu",
+                                duplicate_distance=0.1).fit(X)
+    exact = PeopleClusterer(min_cluster_size=2, min_samples=2, duplicate_distance=0.1).fit(X)
+    assert len(collapsed.labels_) == len(X)
+    assert pairwise_scores(truth, plain.labels_)["f"] < 0.5
+    assert pairwise_scores(truth, collapsed.labels_)["f"] > 0.95
+    assert pairwise_scores(exact.labels_, collapsed.labels_)["f"] > 0.95  # both algorithms agree
+
+
+def test_a_burst_larger_than_the_graph_keeps_its_way_to_its_person():
+    from facecluster.duplicates import representatives_graph
+
+    # 60 copies of one face: all of its 32 nearest are copies, its representative must still
+    # find the rest of its person (searched again), not stand alone.
+    X, truth = people_on_a_sphere([40, 30], spread=0.45)
+    burst = np.repeat(X[:1], 60, axis=0) + np.random.default_rng(3).normal(size=(60, X.shape[1])) * 0.002
+    burst /= np.linalg.norm(burst, axis=1, keepdims=True)
+    X = np.concatenate([X, burst]).astype(np.float32)
+    truth = np.concatenate([truth, np.repeat(truth[:1], 60)])
+    collapsed = PeopleClusterer(min_cluster_size=2, min_samples=2, algorithm="knn", device="cpu",
+                                duplicate_distance=0.1).fit(X)
+    assert pairwise_scores(truth, collapsed.labels_)["f"] > 0.95
+    distances = np.array([[0.01, 0.02, 0.5], [0.01, 0.3, 0.5], [0.3, 0.5, 0.6]])
+    neighbours = np.array([[1, 2, 3], [0, 3, 2], [3, 0, 1]])  # faces 0 and 1 are copies
+    group = np.array([0, 0, 1, 2])
+    dist, found = representatives_graph(np.vstack([distances, [[0.3, 0.5, 0.6]]]),
+                                        np.vstack([neighbours, [[2, 0, 1]]]), np.array([0, 2, 3]), group)
+    assert found[0].tolist() == [1, 2, -1] and dist[0].tolist()[:2] == [0.02, 0.5]  # its own copy gone
+    assert found[1].tolist() == [2, 0, -1] and dist[1].tolist()[:2] == [0.3, 0.5]  # both copies: once, nearest
