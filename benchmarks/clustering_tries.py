@@ -23,28 +23,48 @@ from facecluster.clustering import PeopleClusterer  # noqa: E402
 from facecluster.evaluation import labelled_faces  # noqa: E402
 from facecluster.metrics import cluster_report  # noqa: E402
 
+# The defaults for the dlib embedder (facecluster/thresholds.py, facecluster/defaults.yaml).
 DEFAULT = {"min_cluster_size": 2, "min_samples": 2, "cluster_selection_epsilon": 0.0,
            "cluster_selection_method": "eom", "split_distance": 0.38, "max_member_distance": 0.35,
-           "algorithm": "exact", "duplicate_distance": None}
+           "algorithm": "exact", "duplicate_distance": 0.1, "attach_distance": 0.43}
+# Split and prune at fixed distances only, nothing attached: each try below changes one thing.
+FIXED = {"constants": {"WIDE_PERSON_CUT": 0.0, "OWN_SPREAD_FROM": 10 ** 9}, "attach_distance": None}
 TRIES = {
     "default": {},
-    "no split, no prune": {"split_distance": None, "max_member_distance": None},
-    "duplicates 0.1": {"duplicate_distance": 0.1},
-    "duplicates 0.15": {"duplicate_distance": 0.15},
+    "fixed distances, nothing attached": FIXED,
+    "no duplicates (fixed, nothing attached)": {**FIXED, "duplicate_distance": None},
+    "no split, no prune (fixed, nothing attached)": {**FIXED, "split_distance": None, "max_member_distance": None},
+    "split at the person's spread": {**FIXED, "constants": {"STRANGER_DEVIATIONS": 0.0}},
+    "prune at the person's spread": {**FIXED, "constants": {"WIDE_PERSON_CUT": 0.0}},
+    "split and prune at the person's spread": {"attach_distance": None},
+    "attach 0.43 (5 of 10), fixed distances": {**FIXED, "attach_distance": 0.43},
+    "own spread from 10 faces": {"constants": {"OWN_SPREAD_FROM": 10}},
+    "own spread from 30 faces": {"constants": {"OWN_SPREAD_FROM": 30}},
+    "attach 5 of 5 nearest": {"constants": {"ATTACH_NEAREST": 5}},
+    "attach 3 of 10": {"constants": {"ATTACH_VOTES": 3}},
+    "attach 0.40": {"attach_distance": 0.40},
+    "attach 0.36": {"attach_distance": 0.36},
     "epsilon 0.3": {"cluster_selection_epsilon": 0.3},
-    "duplicates 0.1, epsilon 0.3": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.3},
-    "duplicates 0.1, epsilon 0.3, prune 0.45": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.3,
-                                                "max_member_distance": 0.45},
-    "duplicates 0.1, epsilon 0.3, no split, prune 0.45": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.3,
-                                                          "split_distance": None, "max_member_distance": 0.45},
-    "duplicates 0.1, epsilon 0.2": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.2},
-    "duplicates 0.1, epsilon 0.25": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.25},
-    "duplicates 0.15, epsilon 0.25": {"duplicate_distance": 0.15, "cluster_selection_epsilon": 0.25},
-    "duplicates 0.1, epsilon 0.25, split 0.42": {"duplicate_distance": 0.1, "cluster_selection_epsilon": 0.25,
-                                                 "split_distance": 0.42},
+    "knn algorithm": {"algorithm": "knn", "device": "cpu"},
     "min_cluster_size 5": {"min_cluster_size": 5, "min_samples": 5},
     "leaf": {"cluster_selection_method": "leaf"},
 }
+
+
+def fitted(X: np.ndarray, try_: dict) -> np.ndarray:
+    """PeopleClusterer's labels with the try's settings and module constants."""
+    from facecluster import clustering
+
+    try_ = dict(try_)
+    constants = try_.pop("constants", {})
+    saved = {name: getattr(clustering, name) for name in constants}
+    try:
+        for name, value in constants.items():
+            setattr(clustering, name, value)
+        return PeopleClusterer(**{**DEFAULT, **try_}).fit(X).labels_
+    finally:
+        for name, value in saved.items():
+            setattr(clustering, name, value)
 
 
 def scores(faces: pd.DataFrame, labels: pd.DataFrame, status: pd.DataFrame, person_id: np.ndarray, name: str) -> dict:
@@ -82,9 +102,8 @@ def main() -> None:
         print(f"# {name}: {len(faces)} faces, {clustered.sum()} large enough to cluster")
         for title in args.tries:
             started = time.perf_counter()
-            model = PeopleClusterer(**{**DEFAULT, **TRIES[title]}).fit(X[clustered])
             person = np.full(len(faces), -1)
-            person[clustered] = model.labels_
+            person[clustered] = fitted(X[clustered], TRIES[title])
             r = scores(faces, labels, status, person, name)
             pw, bc = r["pairwise"], r["bcubed"]
             print(f"{name:<12} {title:<50} P {pw['precision']:.3f} R {pw['recall']:.3f} F {pw['f']:.3f} | "

@@ -1,6 +1,6 @@
 """facecluster: find the people in a photo archive.
 
-    facecluster run PHOTOS --out OUT [--embedder auto|dlib|facenet] [--config conf/local.yaml] [--set KEY=VALUE]
+    facecluster run PHOTOS --out OUT [--embedder auto|dlib|facenet] [--config FILE] [--set KEY=VALUE]
     facecluster ingest PHOTOS --out OUT        one step at a time
     facecluster embed --out OUT
     facecluster cluster --out OUT

@@ -16,7 +16,7 @@ TABLES = ("photos", "photo_status", "faces", "assignments", "people", "person_al
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="settings file (default conf/local.yaml)")
+    parser.add_argument("--config", help="your settings file: only the keys it changes, over the defaults")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set embed.max_canvas=800 (repeatable)")
     parser.add_argument("--embedder", choices=["auto", "dlib", "facenet"],

@@ -1,12 +1,16 @@
-"""Settings: conf/*.yaml plus command-line overrides, checked before any work starts.
+"""Settings: the package's defaults, a user's file over them, command-line overrides over both,
+checked before any work starts.
 
 A wrong setting found after an hour of embedding costs the user that hour, so every key is
-checked up front against the table below: unknown keys, wrong types and out-of-range values
-stop the job with a message that names the setting and says why.
+checked up front against the table below: unknown keys (with the nearest known one), wrong
+types and out-of-range values stop the job with a message that names the setting and says why.
+A user's file holds only the keys it changes; under spark.conf, a property set to null drops
+the default's.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +20,7 @@ import yaml
 
 from facecluster.errors import UserError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
+DEFAULTS = Path(__file__).resolve().parent / "defaults.yaml"
 
 
 class SettingsError(UserError, ValueError):
@@ -165,6 +168,9 @@ RULES: dict[str, Rule] = {
                                        "faces closer than this are clustered as one (bursts, resized and re-saved "
                                        "copies of a photo) and all take its person; auto = the embedder's measured "
                                        "value, null = off"),
+    "cluster.attach_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
+                                    "a face left out of every person joins the person with at least 5 of its 10 "
+                                    "nearest grouped faces this close; auto = the embedder's measured value, null = off"),
     "cluster.max_member_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                         "faces further from the rest of their person become noise; "
                                         "auto = the embedder's measured value, null = keep HDBSCAN's answer"),
@@ -205,9 +211,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_settings(config: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict:
-    """Read a conf file (conf/local.yaml by default), apply key=value overrides, check everything."""
-    path = Path(config) if config else DEFAULT_CONFIG
+def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A settings file as {dotted key: value}."""
+    path = Path(path)
     if not path.is_file():
         raise SettingsError(f"config file {path} does not exist")
     try:
@@ -216,23 +222,48 @@ def load_settings(config: str | os.PathLike | None = None, overrides: list[str] 
         raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise SettingsError(f"config file {path} must hold a mapping of settings")
-    flat = _flatten(tree)
-    for text in overrides or []:
-        key, value = parse_override(text)
-        if key.startswith("spark.conf."):
+    return _flatten(tree)
+
+
+def _lay_over(flat: dict[str, Any], changes: dict[str, Any], source: str) -> dict[str, Any]:
+    """flat with changes laid over it; spark.conf merged property by property (null drops one)."""
+    flat = dict(flat)
+    for key, value in changes.items():
+        if key.startswith("spark.conf.") or (key == "spark.conf" and isinstance(value, dict)):
+            properties = {key[len("spark.conf."):]: value} if key != "spark.conf" else value
             conf = dict(flat.get("spark.conf") or {})
-            conf[key[len("spark.conf."):]] = value
+            for name, setting in properties.items():
+                if setting is None:
+                    conf.pop(name, None)
+                else:
+                    conf[name] = setting
             flat["spark.conf"] = conf
         else:
+            _check_known(key, source)
             flat[key] = value
-    return check_settings(flat, source=str(path))
+    return flat
+
+
+def load_settings(config: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict:
+    """The defaults, the config file's keys over them, then key=value overrides; all checked."""
+    flat = read_settings_file(DEFAULTS)
+    if config:
+        flat = _lay_over(flat, read_settings_file(config), str(config))
+    flat = _lay_over(flat, dict(parse_override(text) for text in overrides or []), "--set")
+    return check_settings(flat, source=str(config) if config else "the defaults")
+
+
+def _check_known(key: str, source: str) -> None:
+    if key in RULES:
+        return
+    nearest = difflib.get_close_matches(key, RULES, n=1, cutoff=0.6)
+    hint = f"; did you mean {nearest[0]}?" if nearest else f"; known settings: {', '.join(sorted(RULES))}"
+    raise SettingsError(f"unknown setting {key} in {source}{hint}")
 
 
 def check_settings(flat: dict[str, Any], source: str = "settings") -> dict:
-    unknown = sorted(set(flat) - set(RULES))
-    if unknown:
-        raise SettingsError(
-            f"unknown setting {unknown[0]} in {source}; known settings: {', '.join(sorted(RULES))}")
+    for key in sorted(flat):
+        _check_known(key, source)
     missing = sorted(set(RULES) - set(flat))
     if missing:
         raise SettingsError(f"setting {missing[0]} is missing from {source}")

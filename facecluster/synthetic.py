@@ -45,11 +45,24 @@ def identity_sizes(n_faces: int, singleton_share: float = 0.3, zipf: float = 2.0
     return sizes[rng.permutation(len(sizes))]
 
 
-def generate(n_faces: int, space: FaceSpace, singleton_share: float = 0.3, seed: int = 0
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(n_faces x dimension float32 unit rows, person label per face), rows in random order."""
+def archive_sizes(n_people: int, zipf: float = 2.0, largest: int = 30_000, seed: int = 0) -> np.ndarray:
+    """Faces per person in a family or agency archive: a power law from 1 face up to `largest`
+    (the family's children, the agency's head of state), most people in a handful of photos."""
     rng = np.random.default_rng(seed)
-    sizes = identity_sizes(n_faces, singleton_share, seed=seed)
+    sizes = rng.zipf(zipf, size=n_people)
+    return np.minimum(sizes, largest).astype(np.int64)
+
+
+def generate(n_faces: int, space: FaceSpace, singleton_share: float = 0.3, seed: int = 0,
+             sizes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(n_faces x dimension float32 unit rows, person label per face), rows in random order.
+    sizes: faces per person (n_faces is then their sum); by default identity_sizes."""
+    rng = np.random.default_rng(seed)
+    if sizes is None:
+        sizes = identity_sizes(n_faces, singleton_share, seed=seed)
+    else:
+        sizes = np.asarray(sizes, dtype=np.int64)
+        n_faces = int(sizes.sum())
     d = space.dimension
     shared = rng.normal(size=d)
     shared /= np.linalg.norm(shared)

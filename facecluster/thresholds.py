@@ -24,11 +24,11 @@ from __future__ import annotations
 #   merges relatives on families (precision 0.943 -> 0.889); below 0.3 it changes nothing: off.
 MODEL_DISTANCES = {
     "dlib-resnet-v1": {"member_radius": 0.35, "split_distance": 0.38, "suggest_merge": 0.24,
-                       "duplicate": 0.1, "selection_epsilon": 0.0},
+                       "duplicate": 0.1, "selection_epsilon": 0.0, "attach": 0.43},
     # NOT measured here (no FaceNet weights on this machine): 1.1 is the usual VGGFace2 threshold
     # on unit vectors; the other distances keep dlib's ratio to it. Re-measure with benchmarks/lfw.py.
     "facenet-vggface2": {"member_radius": 0.83, "split_distance": 1.06, "suggest_merge": 0.61,
-                         "duplicate": 0.24, "selection_epsilon": 0.0},
+                         "duplicate": 0.24, "selection_epsilon": 0.0, "attach": 1.03},
 }
 
 
@@ -58,6 +58,10 @@ def suggest_merge_distance(model_id: str) -> float:
 
 def duplicate_distance(model_id: str) -> float:
     return _distances(model_id)["duplicate"]
+
+
+def attach_distance(model_id: str) -> float:
+    return _distances(model_id)["attach"]
 
 
 def selection_epsilon(model_id: str) -> float:

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +50,33 @@ def test_a_missing_or_broken_config_file_is_named(tmp_path):
         load_settings(broken)
 
 
-@pytest.mark.parametrize("name", ["local.yaml", "cluster.yaml", "gpu.yaml"])
+@pytest.mark.parametrize("name", ["cluster.yaml", "gpu.yaml"])
 def test_every_shipped_config_is_valid(name):
-    from facecluster.settings import PROJECT_ROOT
+    load_settings(Path(__file__).resolve().parent.parent / "conf" / name)
 
-    load_settings(PROJECT_ROOT / "conf" / name)
+
+def test_a_users_file_holds_only_what_it_changes(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("cluster:\n  min_cluster_size: 3\nspark:\n  conf:\n    spark.driver.memory: 9g\n"
+                    "    spark.ui.enabled: null\n")
+    settings = load_settings(mine, overrides=["cluster.min_samples=3"])
+    defaults = load_settings()
+    assert settings["cluster"]["min_cluster_size"] == 3 and settings["cluster"]["min_samples"] == 3
+    assert settings["embed"] == defaults["embed"]  # everything else from the defaults
+    assert settings["spark"]["conf"]["spark.driver.memory"] == "9g"
+    assert "spark.ui.enabled" not in settings["spark"]["conf"]  # null drops a default property
+    assert settings["spark"]["conf"]["spark.sql.shuffle.partitions"] == defaults["spark"]["conf"][
+        "spark.sql.shuffle.partitions"]
+
+
+def test_an_unknown_key_names_the_nearest_known_one(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("cluster:\n  min_cluster_sise: 3\n")
+    with pytest.raises(SettingsError, match=r"unknown setting cluster\.min_cluster_sise in .*mine\.yaml; "
+                                            r"did you mean cluster\.min_cluster_size\?"):
+        load_settings(mine)
+    with pytest.raises(SettingsError, match=r"did you mean embed\.max_canvas\?"):
+        load_settings(overrides=["embed.max_canvass=800"])
 
 
 def test_the_cli_refuses_a_wrong_setting_before_starting_spark(capsys):

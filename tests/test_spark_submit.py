@@ -20,7 +20,7 @@ def test_the_four_jobs_run_under_spark_submit(tmp_path):
         (archive / album).mkdir(parents=True, exist_ok=True)
         shutil.copy(ARCHIVE / album / name, archive / album / name)
     out = tmp_path / "out"
-    common = ["--out", str(out), "--config", str(ROOT / "conf" / "local.yaml"), "--embedder", "dlib"]
+    common = ["--out", str(out), "--embedder", "dlib"]
     printed = {job: spark_submit(job, [*extra, *common], "local[2]", tmp_path)
                for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", []), ("people", [])]}
     assert "ingest: 7 photos" in printed["ingest"]
