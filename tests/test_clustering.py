@@ -159,3 +159,45 @@ def test_a_burst_larger_than_the_graph_keeps_its_way_to_its_person():
                                         np.vstack([neighbours, [[2, 0, 1]]]), np.array([0, 2, 3]), group)
     assert found[0].tolist() == [1, 2, -1] and dist[0].tolist()[:2] == [0.02, 0.5]  # its own copy gone
     assert found[1].tolist() == [2, 0, -1] and dist[1].tolist()[:2] == [0.3, 0.5]  # both copies: once, nearest
+
+
+def test_a_widely_photographed_person_stays_whole_and_apart_from_others():
+    from facecluster.clustering import split_mixed_people, prune_strangers
+
+    # One person photographed over decades (wide) and a second person: the split keeps the wide
+    # person whole (their halves part near their own pair distance), still parts the two
+    # people, and the prune keeps the wide person's far faces.
+    X, truth = people_on_a_sphere([300, 300], spread=0.5)
+    X = X.astype(np.float64)
+    labels = split_mixed_people(X, np.zeros(len(X), dtype=np.int64), max_distance=0.38, min_cluster_size=2)
+    wide = labels[truth == 0]
+    assert (wide != -1).all() and len(set(wide.tolist())) == 1  # nobody of the wide person lost or split off
+    assert set(wide.tolist()).isdisjoint(labels[truth == 1].tolist())  # the two people parted
+    pruned = prune_strangers(X[truth == 0], np.zeros(300, dtype=np.int64), max_distance=0.35, min_cluster_size=2)
+    assert (pruned == 0).mean() > 0.99
+    fixed = prune_strangers(X[truth == 0][:15], np.zeros(15, dtype=np.int64), 0.35, 2)
+    assert (fixed == -1).any()  # a person of a few faces is still judged at the fixed radius
+
+
+def test_a_small_group_split_off_a_person_stays_with_them():
+    from facecluster.clustering import split_mixed_people
+
+    X, truth = people_on_a_sphere([20, 20], spread=0.15, seed=4)
+    odd = X[:1] * 0.8 + X[20:21] * 0.2  # one odd photo of the first person, between the two
+    X = np.concatenate([X, odd / np.linalg.norm(odd)]).astype(np.float64)
+    labels = split_mixed_people(X, np.zeros(41, dtype=np.int64), max_distance=0.3, min_cluster_size=2)
+    assert labels[40] == labels[0] != -1  # joined the nearest large group, not made noise
+    assert labels[0] != labels[20]
+
+
+def test_a_face_left_out_joins_the_person_holding_most_of_its_nearest_faces():
+    from facecluster.clustering import attach_not_grouped
+
+    X, truth = people_on_a_sphere([30, 30, 1], spread=0.3, seed=5)
+    X = X.astype(np.float64)
+    labels = truth.copy()
+    labels[[0, 1, 60]] = -1  # two faces of person 0 left out, and a stranger
+    attached = attach_not_grouped(X, labels, max_distance=0.6, member_distance=0.35)
+    assert attached[0] == 0 and attached[1] == 0
+    assert attached[60] == -1  # the stranger has no person's faces near: stays out
+    assert (attach_not_grouped(X, labels, max_distance=0.01, member_distance=0.35)[[0, 1]] == -1).all()
