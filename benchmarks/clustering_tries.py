@@ -19,11 +19,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.clustering import PeopleClusterer  # noqa: E402
-from facecluster.evaluation import labelled_faces  # noqa: E402
-from facecluster.metrics import cluster_report  # noqa: E402
+from facecluster.grouping.clustering import PeopleClusterer  # noqa: E402
+from facecluster.measuring.evaluation import labelled_faces  # noqa: E402
+from facecluster.measuring.metrics import cluster_report  # noqa: E402
 
-# The defaults for the dlib embedder (facecluster/thresholds.py, facecluster/defaults.yaml).
+# The defaults for the dlib embedder (facecluster/recognition/thresholds.py, facecluster/core/defaults.yaml).
 DEFAULT = {"min_cluster_size": 2, "min_samples": 2, "cluster_selection_epsilon": 0.0,
            "cluster_selection_method": "eom", "split_distance": 0.38, "max_member_distance": 0.35,
            "algorithm": "exact", "duplicate_distance": 0.1, "attach_distance": 0.43}
@@ -53,7 +53,7 @@ TRIES = {
 
 def fitted(X: np.ndarray, try_: dict) -> np.ndarray:
     """PeopleClusterer's labels with the try's settings and module constants."""
-    from facecluster import clustering
+    from facecluster.grouping import clustering
 
     try_ = dict(try_)
     constants = try_.pop("constants", {})

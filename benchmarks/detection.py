@@ -21,9 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.settings import load_settings  # noqa: E402
-from udfs.decode import decode_photo, downscale  # noqa: E402
-from udfs.detector import FaceDetector  # noqa: E402
+from facecluster.core.settings import load_settings  # noqa: E402
+from facecluster.udfs.decode import decode_photo, downscale  # noqa: E402
+from facecluster.udfs.detector import FaceDetector  # noqa: E402
 
 IOU = 0.4
 

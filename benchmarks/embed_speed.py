@@ -70,7 +70,7 @@ def naive(files: list[Path], embedder: str, work: Path) -> dict:
     started = time.perf_counter()
     faces = 0
     if embedder == "facenet":
-        from udfs.facenet import load_facenet
+        from facecluster.udfs.facenet import load_facenet
 
         mtcnn = MTCNN(image_size=160, margin=20, keep_all=True, device=device)
         resnet = load_facenet(Path(_random_facenet_weights(work)), device)
@@ -83,7 +83,7 @@ def naive(files: list[Path], embedder: str, work: Path) -> dict:
     else:
         import numpy as np
 
-        from udfs.dlib_resnet import DlibEmbedder
+        from facecluster.udfs.dlib_resnet import DlibEmbedder
 
         mtcnn = MTCNN(keep_all=True, device=device)
         dlib_model = DlibEmbedder()
@@ -104,8 +104,8 @@ def inprocess(files: list[Path], embedder: str, work: Path) -> dict:
     import pandas as pd
     import torch
 
-    from facecluster.settings import load_settings
-    from udfs.embed_photos import embed_photo_batches
+    from facecluster.core.settings import load_settings
+    from facecluster.udfs.embed_photos import embed_photo_batches
 
     settings = load_settings(overrides=[f"embed.embedder={embedder}",
                                         f"embed.torch_threads={os.cpu_count()}"])["embed"]
@@ -125,9 +125,9 @@ def inprocess(files: list[Path], embedder: str, work: Path) -> dict:
 
 def spark(files: list[Path], embedder: str, work: Path) -> dict:
     """The embed job in local mode with conf/local.yaml, on a photos table ingested beforehand."""
-    from facecluster.runtime import start_spark
-    from facecluster.settings import load_settings
-    from jobs import embed
+    from facecluster.core.runtime import start_spark
+    from facecluster.core.settings import load_settings
+    from facecluster.jobs import embed
 
     overrides = [f"embed.embedder={embedder}"]
     weights = None
@@ -168,7 +168,7 @@ def flops(_files, _embedder, _work) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from udfs.facenet import CHIP_SIZE, for_cpu_inference, load_facenet
+    from facecluster.udfs.facenet import CHIP_SIZE, for_cpu_inference, load_facenet
 
     torch.set_num_threads(os.cpu_count())
     n = 4096

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
-from facecluster.thresholds import same_person_threshold  # noqa: E402
-from udfs.decode import decode_photo, downscale  # noqa: E402
-from udfs.detector import FaceDetector  # noqa: E402
-from udfs.dlib_resnet import MODEL_ID, DlibEmbedder  # noqa: E402
+from facecluster.recognition.thresholds import same_person_threshold  # noqa: E402
+from facecluster.udfs.decode import decode_photo, downscale  # noqa: E402
+from facecluster.udfs.detector import FaceDetector  # noqa: E402
+from facecluster.udfs.dlib_resnet import MODEL_ID, DlibEmbedder  # noqa: E402
 
 SIZES = (16, 24, 32, 48, 64, None)  # None: the photo as it is (LFW faces are ~100 px)
 

@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.evaluation import evaluate_run, format_report, lfw_subset  # noqa: E402
+from facecluster.measuring.evaluation import evaluate_run, format_report, lfw_subset  # noqa: E402
 
 
 STEPS: dict[str, str] = {}  # run -> its "time:" line (seconds per step)

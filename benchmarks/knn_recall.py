@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.synthetic import FaceSpace, generate  # noqa: E402
+from facecluster.measuring.synthetic import FaceSpace, generate  # noqa: E402
 
 
 def main() -> None:

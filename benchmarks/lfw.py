@@ -24,9 +24,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.clustering import PeopleClusterer  # noqa: E402
-from facecluster.evaluation import central_faces, format_report, lfw_subset, person_from_folder  # noqa: E402
-from facecluster.metrics import cluster_report  # noqa: E402
+from facecluster.grouping.clustering import PeopleClusterer  # noqa: E402
+from facecluster.measuring.evaluation import central_faces, format_report, lfw_subset, person_from_folder  # noqa: E402
+from facecluster.measuring.metrics import cluster_report  # noqa: E402
 
 
 def facecluster(*args: str) -> float:
@@ -99,7 +99,7 @@ def best_of_others(X: np.ndarray, truth: list, scored: np.ndarray) -> None:
     from scipy.cluster.hierarchy import fcluster, linkage
     from sklearn.cluster import DBSCAN
 
-    from facecluster.metrics import pairwise_scores
+    from facecluster.measuring.metrics import pairwise_scores
 
     started = time.perf_counter()
     tree = linkage(X, method="average", metric="euclidean")

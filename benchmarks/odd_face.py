@@ -3,7 +3,7 @@
 A blank or broken embedding far outside the others' range used to set int8's step for all
 faces. Both rules run side by side on the same faces: the step from every face (the old rule),
 and the step from all but the widest faces, which are clipped and searched in float32 (the
-rule in facecluster/exact_knn.py). Recall of the k = 32 nearest against faiss's brute force,
+rule in facecluster/grouping/exact_knn.py). Recall of the k = 32 nearest against faiss's brute force,
 on 2,000 sampled faces.
 
     .venv/bin/python benchmarks/odd_face.py 1000000
@@ -19,8 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster import exact_knn  # noqa: E402
-from facecluster.synthetic import FaceSpace, generate  # noqa: E402
+from facecluster.grouping import exact_knn  # noqa: E402
+from facecluster.measuring.synthetic import FaceSpace, generate  # noqa: E402
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.evaluation import labelled_faces, lfw_subset  # noqa: E402
-from facecluster.metrics import cluster_report  # noqa: E402
+from facecluster.measuring.evaluation import labelled_faces, lfw_subset  # noqa: E402
+from facecluster.measuring.metrics import cluster_report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = ("lfw500", "celebs17", "celebs17dup", "families", "portraits")

@@ -7,7 +7,7 @@
     python3 benchmarks/scale.py run --sizes 1000000 --dims 128 512 --exact-max 0 --device cuda   # on a GPU
 
 `fit` reads the cached LFW embeddings (benchmarks/lfw.py embed-all), measures same-person and
-different-person distances (one face per photo), fits facecluster.synthetic to them and saves
+different-person distances (one face per photo), fits facecluster.measuring.synthetic to them and saves
 docs/synthetic_vs_lfw.png (both histograms side by side) and .cache/synthetic_space.json.
 
 `run` generates synthetic faces for each size and dimension and clusters them, each in a child
@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.synthetic import FaceSpace, fit_to_distances, generate, pair_distances  # noqa: E402
+from facecluster.measuring.synthetic import FaceSpace, fit_to_distances, generate, pair_distances  # noqa: E402
 
 SPACE_FILE = ROOT / ".cache" / "synthetic_space.json"
 
@@ -41,7 +41,7 @@ SPACE_FILE = ROOT / ".cache" / "synthetic_space.json"
 def lfw_distances(cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     import pandas as pd
 
-    from facecluster.evaluation import central_faces, person_from_folder
+    from facecluster.measuring.evaluation import central_faces, person_from_folder
 
     faces = central_faces(pd.read_parquet(cache / "faces"), pd.read_parquet(cache / "photo_status"))
     X = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
@@ -69,7 +69,7 @@ def fit(args) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     bins = np.linspace(0, 1.4, 71)
     for ax, (title, a, b) in zip(axes, [("LFW, dlib embeddings", same, different),
-                                        ("synthetic (facecluster.synthetic)", s_same, s_different)]):
+                                        ("synthetic (facecluster.measuring.synthetic)", s_same, s_different)]):
         ax.hist(a, bins=bins, density=True, alpha=0.6, label="same person")
         ax.hist(b, bins=bins, density=True, alpha=0.6, label="different people")
         ax.set_title(title)
@@ -81,7 +81,7 @@ def fit(args) -> None:
 
 
 def child(size: int, dim: int, method: str, device: str = "auto") -> dict:
-    from facecluster.metrics import pairwise_scores
+    from facecluster.measuring.metrics import pairwise_scores
 
     space = FaceSpace(**{**json.loads(SPACE_FILE.read_text()), "dimension": dim})
     X, truth = generate(size, space, seed=size + dim)
@@ -98,7 +98,7 @@ def child(size: int, dim: int, method: str, device: str = "auto") -> dict:
         result["seconds"] = time.perf_counter() - started
         result["stages"] = {"all": result["seconds"]}
     else:
-        from facecluster.knn_hdbscan import KnnHDBSCAN, knn_device
+        from facecluster.grouping.knn_hdbscan import KnnHDBSCAN, knn_device
 
         result["device"] = knn_device(device)
         model = KnnHDBSCAN(min_cluster_size=2, min_samples=2, device=device).fit(X)
@@ -123,7 +123,7 @@ def child(size: int, dim: int, method: str, device: str = "auto") -> dict:
 def knn_recall(X: np.ndarray, neighbours: np.ndarray, queries: int = 1000) -> float:
     """Share of the true k nearest neighbours that the graph holds, on a sample of faces; the
     truth by exact search (TorchIndex on the CPU), so that it depends on no faiss index."""
-    from facecluster.knn_hdbscan import TorchIndex
+    from facecluster.grouping.knn_hdbscan import TorchIndex
 
     k = neighbours.shape[1]
     rows = np.random.default_rng(0).choice(len(X), size=min(queries, len(X)), replace=False)
@@ -167,9 +167,9 @@ def job(args) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from facecluster.runtime import start_spark
-    from facecluster.settings import load_settings
-    from jobs import cluster
+    from facecluster.core.runtime import start_spark
+    from facecluster.core.settings import load_settings
+    from facecluster.jobs import cluster
 
     space = FaceSpace(**{**json.loads(SPACE_FILE.read_text()), "dimension": args.dim})
     X, truth = generate(args.size, space, seed=7)
@@ -196,7 +196,7 @@ def job(args) -> None:
         started = time.perf_counter()
         cluster.write_people_tables(spark, str(out), assignments, people)
         timings["write assignments and people"] = time.perf_counter() - started
-        from facecluster.metrics import pairwise_scores
+        from facecluster.measuring.metrics import pairwise_scores
 
         generated_order = assignments["face_id"].str[len("face"):].astype(int).to_numpy()  # rows come sorted by face_id
         f = pairwise_scores(truth[generated_order].tolist(), assignments["person_id"].to_numpy())["f"]
@@ -215,9 +215,9 @@ def graph(args) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from facecluster.runtime import start_spark
-    from facecluster.settings import load_settings
-    from jobs.knn_graph import knn_graph
+    from facecluster.core.runtime import start_spark
+    from facecluster.core.settings import load_settings
+    from facecluster.jobs.knn_graph import knn_graph
 
     space = FaceSpace(**{**json.loads(SPACE_FILE.read_text()), "dimension": args.dim})
     X, _ = generate(args.size, space, seed=7)

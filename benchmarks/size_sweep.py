@@ -7,7 +7,7 @@ with the default settings (the dlib embedder's distances).
     .venv/bin/python benchmarks/size_sweep.py archive [--people 20000]
 
 `fit` measures celebs17's same-person and different-person distances (one face per photo, the
-one the photo is about) and fits facecluster.synthetic to them (.cache/celebs17_space.json).
+one the photo is about) and fits facecluster.measuring.synthetic to them (.cache/celebs17_space.json).
 `sweep` draws, for each size, enough people of that size (and 2,000 faces seen once), clusters
 them all together and prints per size: pairwise recall among that size's people, the share of
 each person's faces held by their largest found person (median and min), the share not
@@ -30,17 +30,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.clustering import PeopleClusterer  # noqa: E402
-from facecluster.metrics import pairwise_scores  # noqa: E402
-from facecluster.settings import load_settings  # noqa: E402
-from facecluster.synthetic import FaceSpace, fit_to_distances, generate, pair_distances  # noqa: E402
+from facecluster.grouping.clustering import PeopleClusterer  # noqa: E402
+from facecluster.measuring.metrics import pairwise_scores  # noqa: E402
+from facecluster.core.settings import load_settings  # noqa: E402
+from facecluster.measuring.synthetic import FaceSpace, fit_to_distances, generate, pair_distances  # noqa: E402
 
 SPACE_FILE = ROOT / ".cache" / "celebs17_space.json"
 PEOPLE_PER_SIZE = {2: 300, 10: 100, 100: 30, 1000: 6, 10000: 2}
 
 
 def fit(args) -> None:
-    from facecluster.evaluation import labelled_faces
+    from facecluster.measuring.evaluation import labelled_faces
 
     run = Path(args.run)
     faces = pd.read_parquet(run / "out" / "faces", columns=["face_id", "photo_id", "path", "box", "embedding"])
@@ -113,7 +113,7 @@ def sweep(args) -> None:
 
 
 def archive(args) -> None:
-    from facecluster.synthetic import archive_sizes
+    from facecluster.measuring.synthetic import archive_sizes
 
     sizes = archive_sizes(args.people, zipf=args.zipf, largest=args.largest, seed=args.seed)
     X, truth = generate(0, space(args.same_median), seed=args.seed, sizes=sizes)

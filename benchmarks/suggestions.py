@@ -3,7 +3,7 @@
 All of LFW (the cached dlib embeddings of `benchmarks/lfw.py embed-all`) is spread at random over
 four albums, and each album is clustered on its own (default settings), as when albums arrive
 from different people or years. The same person is then found once per album. The people of
-all albums are ranked as facecluster ranks merge suggestions (facecluster.inspect.close_people:
+all albums are ranked as facecluster ranks merge suggestions (facecluster.viewing.runs.close_people:
 nearest centroids first) and each cross-album pair is scored: right when both people are mostly
 the same LFW person. Prints precision (and recall of all such pairs) of the top k.
 
@@ -21,11 +21,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.clustering import PeopleClusterer  # noqa: E402
-from facecluster.evaluation import central_faces, person_from_folder  # noqa: E402
-from facecluster.inspect import close_people  # noqa: E402
-from facecluster.thresholds import member_radius, split_distance  # noqa: E402
-from facecluster.verification import DistanceCalibration  # noqa: E402
+from facecluster.grouping.clustering import PeopleClusterer  # noqa: E402
+from facecluster.measuring.evaluation import central_faces, person_from_folder  # noqa: E402
+from facecluster.viewing.runs import close_people  # noqa: E402
+from facecluster.recognition.thresholds import member_radius, split_distance  # noqa: E402
+from facecluster.recognition.verification import DistanceCalibration  # noqa: E402
 
 MODEL = "dlib-resnet-v1"
 

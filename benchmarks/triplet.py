@@ -1,7 +1,7 @@
 """Does a triplet-trained head help on people it never saw? LFW dev people split in two.
 
 The people of ../shared/data/lfw_pairs_dev.txt are split at random into train and test people.
-A head is trained (facecluster.triplet, settings from conf/local.yaml's `train:`) on every LFW
+A head is trained (facecluster.training.triplet, settings from conf/local.yaml's `train:`) on every LFW
 photo of the train people; then on the test people only, before and after the head:
 - verification: 10-fold accuracy, AUC on the dev pairs whose people are all test people;
 - clustering: pairwise F of plain HDBSCAN (min_samples 2) on every LFW photo of the test people.
@@ -21,12 +21,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.clustering import PeopleClusterer  # noqa: E402
-from facecluster.evaluation import central_faces, person_from_folder  # noqa: E402
-from facecluster.metrics import cluster_report  # noqa: E402
-from facecluster.settings import load_settings  # noqa: E402
-from facecluster.triplet import TripletTrainer, apply_head  # noqa: E402
-from facecluster.verification import evaluate_pair_distances, read_pairs  # noqa: E402
+from facecluster.grouping.clustering import PeopleClusterer  # noqa: E402
+from facecluster.measuring.evaluation import central_faces, person_from_folder  # noqa: E402
+from facecluster.measuring.metrics import cluster_report  # noqa: E402
+from facecluster.core.settings import load_settings  # noqa: E402
+from facecluster.training.triplet import TripletTrainer  # noqa: E402
+from facecluster.udfs.head import apply_head  # noqa: E402
+from facecluster.recognition.verification import evaluate_pair_distances, read_pairs  # noqa: E402
 
 
 def lfw_faces(cache: Path) -> pd.DataFrame:

@@ -22,8 +22,8 @@ import os
 import sys
 import time
 
-from facecluster.runtime import (add_settings_arguments, job_session, parse_job_arguments, settings_from, table_path,
-                                 user_errors)
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, settings_from, table_path, user_errors
+from facecluster.output.session import job_session
 
 
 def _run_parser(sub) -> argparse.ArgumentParser:
@@ -36,13 +36,14 @@ def _run_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> int:
-    from jobs import cluster, embed, ingest, people
+    from facecluster.jobs import cluster, embed, ingest, people
+    from facecluster.udfs.embedders import resolve_embedder
 
     ingest.check_source(args.photos, args.source_format)
-    from facecluster.knn_hdbscan import knn_device
+    from facecluster.grouping.knn_hdbscan import knn_device
 
     try:
-        embed_settings, weights = embed.resolve_embedder(settings["embed"])
+        embed_settings, weights = resolve_embedder(settings["embed"])
         knn_device(settings["cluster"]["device"])
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
@@ -123,7 +124,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     import pandas as pd
 
-    from facecluster.evaluation import evaluate_run, format_report
+    from facecluster.measuring.evaluation import evaluate_run, format_report
 
     if args.kind == "pairs":
         return evaluate_pairs(args, parser)
@@ -140,8 +141,8 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _embed_settings(args, parser) -> tuple[dict, str | None]:
     """Embed settings with the embedder resolved, before any work (a wrong setting stops here)."""
-    from jobs.embed import resolve_embedder
-    from facecluster.settings import SettingsError
+    from facecluster.udfs.embedders import resolve_embedder
+    from facecluster.core.settings import SettingsError
 
     try:
         return resolve_embedder(settings_from(args)["embed"])
@@ -154,8 +155,8 @@ def evaluate_pairs(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
     import numpy as np
 
-    from facecluster.photo_faces import main_faces
-    from facecluster.verification import evaluate_pair_distances, format_pairs_report, read_pairs
+    from facecluster.recognition.photo_faces import main_faces
+    from facecluster.recognition.verification import evaluate_pair_distances, format_pairs_report, read_pairs
 
     embed_settings, weights = _embed_settings(args, parser)
     try:
@@ -185,9 +186,9 @@ def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser)
     import json
     from pathlib import Path
 
-    from facecluster.identification import evaluate_identification, format_identification_report
-    from facecluster.photo_faces import main_faces
-    from facecluster.verification import CalibrationMissing, calibration_for
+    from facecluster.recognition.identification import evaluate_identification, format_identification_report
+    from facecluster.recognition.photo_faces import main_faces
+    from facecluster.recognition.verification import CalibrationMissing, calibration_for
     embed_settings, weights = _embed_settings(args, parser)
     try:
         calibration = calibration_for(embed_settings)
@@ -208,7 +209,7 @@ def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 
 def _identify_parser(sub) -> argparse.ArgumentParser:
-    from facecluster.identification import add_identifier_arguments
+    from facecluster.recognition.identification import add_identifier_arguments
 
     parser = sub.add_parser("identify", help="name every face in some photos from a gallery, or \"unknown\"")
     parser.add_argument("photos", nargs="+", help="photos, or folders of photos")
@@ -227,9 +228,9 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     import numpy as np
 
-    from facecluster.identification import gallery_from_folder, gallery_from_run, identifier_for
-    from facecluster.photo_faces import photo_rows, embed_in_process
-    from facecluster.verification import CalibrationMissing, calibration_for
+    from facecluster.recognition.identification import gallery_from_folder, gallery_from_run, identifier_for
+    from facecluster.recognition.photo_faces import photo_rows, embed_in_process
+    from facecluster.recognition.verification import CalibrationMissing, calibration_for
 
     embed_settings, weights = _embed_settings(args, parser)
     photos = []
@@ -297,7 +298,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     import numpy as np
 
-    from facecluster.verification import DistanceCalibration, labelled_pair_distances
+    from facecluster.recognition.verification import DistanceCalibration, labelled_pair_distances
 
     embed_settings, weights = _embed_settings(args, parser)
     if embed_settings["head"]:
@@ -309,15 +310,16 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                               "learning_rate")}
     try:
         if args.finetune:
-            from facecluster.finetune import FacenetFinetuner, face_chips, save_finetuned
-            from udfs.embedders import choose_device
+            from facecluster.training.finetune import FacenetFinetuner, face_chips, save_finetuned
+            from facecluster.udfs.embedders import choose_device
 
             photos = sorted(str(p) for p in Path(args.images).glob("*/*") if p.is_file())
             chips, owners = face_chips(photos, embed_settings)
             inputs, names = chips, np.array([Path(photos[i]).parent.name for i in owners])
         else:
-            from facecluster.identification import gallery_from_folder, gallery_from_run
-            from facecluster.triplet import TripletTrainer, apply_head, save_head
+            from facecluster.recognition.identification import gallery_from_folder, gallery_from_run
+            from facecluster.training.triplet import TripletTrainer, save_head
+            from facecluster.udfs.head import apply_head
 
             gallery = (gallery_from_run(args.run) if args.run else
                        gallery_from_folder(args.images, embed_settings, weights)[0])
@@ -370,10 +372,10 @@ def _label_parser(sub) -> argparse.ArgumentParser:
 
 
 def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from facecluster.labels import add_label
+    from facecluster.curation.labels import add_label
 
     fields = {k: getattr(args, k) for k in ("person_id", "other_person_id", "face_id", "name") if hasattr(args, k)}
-    from facecluster.lock import output_lock
+    from facecluster.core.lock import output_lock
 
     try:
         with output_lock(args.out, "label"):
@@ -392,7 +394,7 @@ def _report_parser(sub) -> argparse.ArgumentParser:
 
 
 def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from facecluster.report import write_report
+    from facecluster.viewing.report import write_report
 
     try:
         path = write_report(args.out, args.to)
@@ -418,8 +420,8 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     import numpy as np
 
-    from facecluster.photo_faces import main_faces
-    from facecluster.verification import CalibrationMissing, calibration_for
+    from facecluster.recognition.photo_faces import main_faces
+    from facecluster.recognition.verification import CalibrationMissing, calibration_for
 
     if not 0 < args.prior < 1:
         parser.exit(2, f"facecluster verify: --prior must be between 0 and 1, got {args.prior}\n")
@@ -449,7 +451,7 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
-    from jobs import cluster, embed, forget, ingest, knn_graph, people
+    from facecluster.jobs import cluster, embed, forget, ingest, knn_graph, people
 
     parser = argparse.ArgumentParser(prog="facecluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

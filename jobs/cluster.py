@@ -17,16 +17,16 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from facecluster import tables
-from facecluster.clustering import NOISE, PeopleClusterer, check_one_model
-from facecluster.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
+from facecluster.core import tables
+from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_model
+from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
-from facecluster.people import assignments_table, people_table
-from facecluster.people_tables import (APPLIED_SCHEMA, extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
+from facecluster.grouping.people import assignments_table, people_table
+from facecluster.grouping.people_tables import (APPLIED_SCHEMA, extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
                                        write_people_tables)
-from facecluster.runtime import (add_settings_arguments, job_session, parse_job_arguments, table_path, use_driver_cpus,
-                                 user_errors)
-from facecluster.tables import write_table
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, use_driver_cpus, user_errors
+from facecluster.output.session import job_session
+from facecluster.core.tables import write_table
 
 
 def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame | None:
@@ -65,7 +65,7 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """HDBSCAN over the faces large enough to recognise; the others (and faces labelled "not a
     face") are kept, marked clustered = false, in no person. The users' labels are obeyed and
-    person ids carried over from `previous` (facecluster/labels.py)."""
+    person ids carried over from `previous` (facecluster/curation/labels.py)."""
     constraints = constraints or Constraints(pd.DataFrame(columns=APPLIED_COLUMNS))
     model = check_one_model(meta["model"])
     clustered = meta["face_px"].to_numpy(dtype=np.float64) >= cluster_settings["min_face_px"]
@@ -108,9 +108,9 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     Nearest face rather than HDBSCAN's approximate_predict: that needs the fitted exact model
     kept between runs (the kNN-graph algorithm has none), and it can never start a new person,
     which is what most faces of a new album are."""
-    from facecluster.knn_hdbscan import nearest_faces
-    from facecluster.thresholds import member_radius
-    from facecluster.verification import CalibrationMissing, DistanceCalibration
+    from facecluster.grouping.knn_hdbscan import nearest_faces
+    from facecluster.recognition.thresholds import member_radius
+    from facecluster.recognition.verification import CalibrationMissing, DistanceCalibration
 
     try:
         calibration = DistanceCalibration.load(model)
@@ -182,7 +182,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
-    from facecluster.knn_hdbscan import knn_device
+    from facecluster.grouping.knn_hdbscan import knn_device
 
     parser = build_parser()
     args, settings = parse_job_arguments(parser, argv)

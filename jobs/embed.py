@@ -20,26 +20,17 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster import tables
-from facecluster.errors import UserError
-from facecluster.forgetting import Forgotten
-from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
-from udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
-from udfs.embedders import choose_embedder, model_id
+from facecluster.core import tables
+from facecluster.core.errors import UserError
+from facecluster.curation.forgetting import Forgotten
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
+from facecluster.output.session import job_session
+from facecluster.udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
+from facecluster.udfs.embedders import model_id, resolve_embedder
 
 PHOTOS_PER_TASK = 256  # a task's worth of work: minutes, not hours, so a lost task costs little
 PARTS = "embed_parts"  # one committed table per round: the run's progress, what a re-run skips
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*")  # no '/', no '..'
-
-
-def resolve_embedder(embed_settings: dict) -> tuple[dict, str | None]:
-    """Settings with embedder 'auto' resolved, and the FaceNet weights path; runs on the driver
-    before any work so that missing weights stop the job at once (udfs.facenet names the remedies)."""
-    from udfs import facenet
-
-    name = choose_embedder(embed_settings["embedder"], embed_settings["facenet_weights"])
-    weights = str(facenet.resolve_weights(embed_settings["facenet_weights"])) if name == "facenet" else None
-    return {**embed_settings, "embedder": name}, weights
 
 
 def extract_photos(spark: SparkSession, out: str) -> DataFrame:

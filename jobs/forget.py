@@ -12,7 +12,7 @@ and the gallery page (OUT/report) and any half-written table (OUT/_staging) are 
 To keep them out of later runs, OUT/forgotten lists keyed digests of the forgotten photo and
 face ids, never the ids themselves: ingest drops a forgotten photo if the archive still holds
 it, and embed drops a forgotten face if its photo is embedded again. A forget killed half way
-is finished by the next command on OUT (facecluster/forgetting.py).
+is finished by the next command on OUT (facecluster/curation/forgetting.py).
 """
 from __future__ import annotations
 
@@ -23,9 +23,12 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from facecluster import forgetting, tables
-from facecluster.errors import UserError
-from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, qualified, table_path, user_errors
+from facecluster.curation import forgetting
+
+from facecluster.core import tables
+from facecluster.core.errors import UserError
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, qualified, table_path, user_errors
+from facecluster.output.session import job_session
 
 
 def find_targets(spark: SparkSession, out: str, person: int | None, photo: str | None) -> tuple[list, list]:
@@ -58,7 +61,7 @@ def label_lines_about(spark: SparkSession, out: str, person: int | None, face_id
     those naming one of the faces; for a person, also every label that put one of their faces in
     a group (their name, merges, the rest of them confirmed when a face was moved out), and the
     lines not applied yet that name their person id."""
-    from facecluster.labels import check_labels, parse_label_log
+    from facecluster.curation.labels import check_labels, parse_label_log
 
     lines, applied_up_to = set(), -1
     applied_path = table_path(out, "labels_applied")
@@ -79,7 +82,7 @@ def label_lines_about(spark: SparkSession, out: str, person: int | None, face_id
 
 
 def forget(spark: SparkSession, out: str, person: int | None = None, photo: str | None = None) -> dict:
-    """Forget a person or a photo: recorded first, then carried out (facecluster/forgetting.py)."""
+    """Forget a person or a photo: recorded first, then carried out (facecluster/curation/forgetting.py)."""
     finished_before = forgetting.finish_pending(spark, out)
     try:
         photo_ids, face_ids = find_targets(spark, out, person, photo)

@@ -3,7 +3,7 @@
 The gallery is small (named people, a few photos each): it is embedded on the driver and
 broadcast; each executor compares its faces with every enrolled face. A face is named only when
 the identifier accepts it (nearest neighbour within the model's verification threshold, or an
-SVM probability); strangers come out "unknown" (facecluster/identification.py).
+SVM probability); strangers come out "unknown" (facecluster/recognition/identification.py).
 
     spark-submit jobs/identify.py --out OUT --gallery GALLERY_FOLDER [--method nearest|svm]
 """
@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
-from facecluster.tables import write_table
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
+from facecluster.output.session import job_session
+from facecluster.core.tables import write_table
 
 IDENTITIES_SCHEMA = "face_id string, name string, probability double, distance double, model string"
 
@@ -47,7 +48,7 @@ def identify_faces(faces: DataFrame, identifier, model_id: str) -> DataFrame:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    from facecluster.identification import add_identifier_arguments
+    from facecluster.recognition.identification import add_identifier_arguments
 
     parser = parser or argparse.ArgumentParser(prog="identify", description=__doc__,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,9 +61,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
-    from facecluster.identification import gallery_from_folder, identifier_for
-    from facecluster.verification import calibration_for
-    from jobs.embed import resolve_embedder
+    from facecluster.recognition.identification import gallery_from_folder, identifier_for
+    from facecluster.recognition.verification import calibration_for
+    from facecluster.udfs.embedders import resolve_embedder
 
     parser = build_parser()
     args, settings = parse_job_arguments(parser, argv)

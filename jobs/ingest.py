@@ -27,12 +27,13 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster import tables
-from facecluster.errors import UserError
-from facecluster.forgetting import Forgotten
-from facecluster.lock import local_path
-from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, qualified, table_path, user_errors
-from facecluster.tables import write_table
+from facecluster.core import tables
+from facecluster.core.errors import UserError
+from facecluster.curation.forgetting import Forgotten
+from facecluster.core.lock import local_path
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, qualified, table_path, user_errors
+from facecluster.output.session import job_session
+from facecluster.core.tables import write_table
 
 FILES = "photo_files"  # path, album, length, modified, photo_id: what the last ingest read
 

@@ -25,8 +25,9 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, use_driver_cpus, user_errors
-from facecluster.tables import write_table
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, use_driver_cpus, user_errors
+from facecluster.output.session import job_session
+from facecluster.core.tables import write_table
 
 GRAPH = "knn_graph"
 SAMPLE = 100_000  # faces the k-means centres are trained on
@@ -41,7 +42,7 @@ def lists_for(n_faces: int) -> int:
 
 
 def extract_embeddings(spark: SparkSession, out: str) -> DataFrame:
-    from facecluster.clustering import check_one_model
+    from facecluster.grouping.clustering import check_one_model
 
     faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "embedding", "model")
     check_one_model(r.model for r in faces.select("model").distinct().collect())

@@ -13,8 +13,9 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster.runtime import add_settings_arguments, job_session, parse_job_arguments, table_path, user_errors
-from facecluster.people_tables import person_albums, write_person_albums  # noqa: F401 (person_albums: the transform)
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
+from facecluster.output.session import job_session
+from facecluster.grouping.people_tables import write_person_albums
 
 
 def people_by_albums(people: DataFrame, by_album: DataFrame) -> DataFrame:

@@ -16,7 +16,7 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 @pytest.fixture(scope="session")
 def settings():
-    from facecluster.settings import load_settings
+    from facecluster.core.settings import load_settings
 
     return load_settings(overrides=["embed.embedder=dlib"])
 
@@ -24,8 +24,8 @@ def settings():
 @pytest.fixture(scope="session")
 def spark(settings):
     """One local Spark session for the whole test run (a JVM start costs seconds)."""
-    from facecluster.runtime import start_spark
-    from facecluster.settings import with_changes
+    from facecluster.core.runtime import start_spark
+    from facecluster.core.settings import with_changes
 
     session = start_spark(with_changes(settings, {"spark.master": "local[2]"}))
     yield session

@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from facecluster.errors import UserError
+from facecluster.core.errors import UserError
 from tests.conftest import ARCHIVE
 
 pytestmark = pytest.mark.spark
@@ -17,7 +17,7 @@ OTHER = ARCHIVE / "2019_birthday" / "img16.jpg"
 
 
 def ingested(spark, archive, out):
-    from jobs.ingest import ingest
+    from facecluster.jobs.ingest import ingest
 
     ingest(spark, str(archive), str(out))
     return pd.read_parquet(out / "photos", columns=["photo_id", "path", "paths", "n_bytes"])
@@ -62,7 +62,7 @@ def test_a_link_back_up_the_tree_is_not_followed_around(spark, tmp_path):
 
 
 def test_a_photo_gone_between_listing_and_reading_is_left_out(spark, tmp_path):
-    from jobs.ingest import extract_photo_files, list_photo_files
+    from facecluster.jobs.ingest import extract_photo_files, list_photo_files
 
     (tmp_path / "a").mkdir()
     for name in ("stays.jpg", "goes.jpg"):
@@ -90,9 +90,10 @@ def test_missing_or_empty_archives_stop_with_one_line(tmp_path, capsys):
 
 
 def test_parquet_rows_without_bytes_become_error_rows(spark, tmp_path):
-    from facecluster.settings import load_settings
-    from jobs.embed import embed, resolve_embedder
-    from jobs.ingest import ingest
+    from facecluster.core.settings import load_settings
+    from facecluster.jobs.embed import embed
+    from facecluster.udfs.embedders import resolve_embedder
+    from facecluster.jobs.ingest import ingest
 
     source = tmp_path / "source.parquet"
     pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"],
@@ -114,7 +115,7 @@ def test_parquet_rows_without_bytes_become_error_rows(spark, tmp_path):
 
 
 def test_an_empty_spark_property_is_refused():
-    from facecluster.settings import SettingsError, load_settings
+    from facecluster.core.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError, match="spark.driver.memory has no value"):
         load_settings(overrides=["spark.conf.spark.driver.memory="])
@@ -123,9 +124,10 @@ def test_an_empty_spark_property_is_refused():
 def test_a_head_whose_model_id_is_a_path_writes_nothing(spark, tmp_path):
     import torch
 
-    from facecluster.settings import load_settings
-    from facecluster.triplet import TripletHead
-    from jobs.embed import embed, resolve_embedder
+    from facecluster.core.settings import load_settings
+    from facecluster.training.triplet import TripletHead
+    from facecluster.jobs.embed import embed
+    from facecluster.udfs.embedders import resolve_embedder
 
     head = tmp_path / "head.pt"
     torch.save({"model_id": "../../x", "base_model": "dlib-resnet-v1", "dimension": 128,
@@ -140,7 +142,7 @@ def test_a_head_whose_model_id_is_a_path_writes_nothing(spark, tmp_path):
 
 
 def test_a_second_command_on_a_busy_output_root_is_refused(tmp_path):
-    from facecluster.lock import OutputBusy, output_lock
+    from facecluster.core.lock import OutputBusy, output_lock
 
     with output_lock(str(tmp_path), "run"):
         with pytest.raises(OutputBusy, match=r"in use by `facecluster run` \(pid \d+"):
@@ -153,7 +155,7 @@ def test_a_second_command_on_a_busy_output_root_is_refused(tmp_path):
 def test_forgotten_digests_are_keyed_and_spark_computes_the_same(spark, tmp_path):
     from pyspark.sql import functions as F
 
-    from facecluster.forgetting import Forgotten
+    from facecluster.curation.forgetting import Forgotten
 
     keyed = Forgotten.read(spark, str(tmp_path), create_key=True)
     assert keyed.key is not None and len(keyed.key) == 32
@@ -166,7 +168,7 @@ def test_forgotten_digests_are_keyed_and_spark_computes_the_same(spark, tmp_path
 
 
 def test_looking_at_a_run_reads_no_photo_bytes(sample_run):
-    from facecluster.inspect import load_run
+    from facecluster.viewing.runs import load_run
 
     run = load_run(sample_run)
     assert "content" not in run["photos"].columns and len(run["photos"]) == 26

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs import embed, ingest
+from facecluster.jobs import embed, ingest
 from tests import photos
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

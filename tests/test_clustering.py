@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facecluster.clustering import MixedModelsError, PeopleClusterer, check_one_model
-from facecluster.metrics import pairwise_scores
-from facecluster.people import number_by_size, people_table
+from facecluster.grouping.clustering import MixedModelsError, PeopleClusterer, check_one_model
+from facecluster.measuring.metrics import pairwise_scores
+from facecluster.grouping.people import number_by_size, people_table
 
 
 def people_on_a_sphere(sizes, spread=0.15, dimension=128, seed=0):
@@ -58,7 +58,7 @@ def test_people_are_numbered_by_size_and_summarised():
 
 
 def test_a_stranger_pulled_into_a_person_is_pruned_and_the_person_kept():
-    from facecluster.clustering import prune_strangers
+    from facecluster.grouping.clustering import prune_strangers
 
     X, truth = people_on_a_sphere([2, 1], spread=0.2, dimension=64, seed=3)
     # one "person" of the two true faces and the stranger: the stranger goes, the pair stays
@@ -70,7 +70,7 @@ def test_a_stranger_pulled_into_a_person_is_pruned_and_the_person_kept():
 
 
 def test_two_lookalike_groups_in_one_person_are_split():
-    from facecluster.clustering import split_mixed_people
+    from facecluster.grouping.clustering import split_mixed_people
 
     X, truth = people_on_a_sphere([4, 3, 1], spread=0.1, dimension=64, seed=5)
     labels = split_mixed_people(X.astype(np.float64), np.zeros(8, dtype=np.int64), max_distance=0.8,
@@ -83,7 +83,7 @@ def test_two_lookalike_groups_in_one_person_are_split():
 
 
 def test_faces_too_small_to_recognise_are_kept_but_not_clustered(settings):
-    from jobs.cluster import cluster_faces
+    from facecluster.jobs.cluster import cluster_faces
 
     X, truth = people_on_a_sphere([6, 6, 6])
     tiny = np.arange(len(X)) % 6 == 0  # one face per person came from a crowd in the background
@@ -110,7 +110,7 @@ def with_near_copies(X, truth, share=0.3, copies=2, distance=0.03, seed=1):
 
 
 def test_near_copies_are_clustered_as_one_face_and_all_take_its_person():
-    from facecluster.clustering import collapse_near_duplicates
+    from facecluster.grouping.clustering import collapse_near_duplicates
 
     X, truth = with_near_copies(*people_on_a_sphere([40, 30, 20], spread=0.45))
     representatives, group = collapse_near_duplicates(X, 0.1)
@@ -140,7 +140,7 @@ def test_the_knn_algorithm_finds_copies_in_its_own_graph():
 
 
 def test_a_burst_larger_than_the_graph_keeps_its_way_to_its_person():
-    from facecluster.duplicates import representatives_graph
+    from facecluster.grouping.duplicates import representatives_graph
 
     # 60 copies of one face: all of its 32 nearest are copies, its representative must still
     # find the rest of its person (searched again), not stand alone.
@@ -162,7 +162,7 @@ def test_a_burst_larger_than_the_graph_keeps_its_way_to_its_person():
 
 
 def test_a_widely_photographed_person_stays_whole_and_apart_from_others():
-    from facecluster.clustering import split_mixed_people, prune_strangers
+    from facecluster.grouping.clustering import split_mixed_people, prune_strangers
 
     # One person photographed over decades (wide) and a second person: the split keeps the wide
     # person whole (their halves part near their own pair distance), still parts the two
@@ -180,7 +180,7 @@ def test_a_widely_photographed_person_stays_whole_and_apart_from_others():
 
 
 def test_a_small_group_split_off_a_person_stays_with_them():
-    from facecluster.clustering import split_mixed_people
+    from facecluster.grouping.clustering import split_mixed_people
 
     X, truth = people_on_a_sphere([20, 20], spread=0.15, seed=4)
     odd = X[:1] * 0.8 + X[20:21] * 0.2  # one odd photo of the first person, between the two
@@ -191,7 +191,7 @@ def test_a_small_group_split_off_a_person_stays_with_them():
 
 
 def test_a_face_left_out_joins_the_person_holding_most_of_its_nearest_faces():
-    from facecluster.clustering import attach_not_grouped
+    from facecluster.grouping.clustering import attach_not_grouped
 
     X, truth = people_on_a_sphere([30, 30, 1], spread=0.3, seed=5)
     X = X.astype(np.float64)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests import photos
-from udfs.decode import PhotoError, decode_photo, downscale
+from facecluster.udfs.decode import PhotoError, decode_photo, downscale
 
 LIMIT = 120_000_000
 

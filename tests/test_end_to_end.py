@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from facecluster.metrics import pairwise_scores
+from facecluster.measuring.metrics import pairwise_scores
 from tests.conftest import SAMPLES
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -69,7 +69,7 @@ def test_evaluate_clusters_scores_the_run_against_the_sample_labels(sample_run, 
     import json
 
     from facecluster.cli import main
-    from facecluster.metrics import cluster_report
+    from facecluster.measuring.metrics import cluster_report
 
     assert main(["evaluate", "clusters", str(sample_run), "--labels", str(SAMPLES / "labels.csv"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

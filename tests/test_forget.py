@@ -71,7 +71,7 @@ def needles_for(out: Path, faces: pd.DataFrame, with_photo: bool = True) -> dict
 
 def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_archive, tmp_path, settings):
     from facecluster.cli import main
-    from jobs import cluster, embed, forget, ingest
+    from facecluster.jobs import cluster, embed, ingest
 
     out = tmp_path / "out"
     shutil.copytree(sample_run, out)
@@ -79,7 +79,7 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
     assignments = pd.read_parquet(out / "assignments")
     (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,1,,,Bob\nname,0,,,Ann\n")
     cluster.cluster(spark, str(out), settings["cluster"])  # Bob's name now in people and labels_applied
-    from jobs.knn_graph import knn_graph
+    from facecluster.jobs.knn_graph import knn_graph
 
     knn_graph(spark, str(out), k=4, n_lists=2, probes=2)  # face ids on both sides of its edges
     person = 1
@@ -101,7 +101,7 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
 
     # a later run over the same archive keeps them out
     ingest.ingest(spark, str(sample_archive), str(out))
-    from jobs.embed import resolve_embedder
+    from facecluster.udfs.embedders import resolve_embedder
 
     embed_settings, weights = resolve_embedder(settings["embed"])
     embed.embed(spark, str(out), embed_settings, weights)

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facecluster.identification import (UNKNOWN, NearestPersonIdentifier, SvmIdentifier, evaluate_identification,
+from facecluster.recognition.identification import (UNKNOWN, NearestPersonIdentifier, SvmIdentifier, evaluate_identification,
                                         open_set_rates)
-from facecluster.verification import DistanceCalibration
+from facecluster.recognition.verification import DistanceCalibration
 
 
 def unit(*rows):
@@ -90,7 +90,7 @@ def test_identify_names_enrolled_people_and_calls_strangers_unknown(people_folde
 @pytest.mark.spark
 @pytest.mark.slow
 def test_identify_job_names_the_faces_of_a_run(sample_run, people_folders, tmp_path):
-    from jobs import identify
+    from facecluster.jobs import identify
 
     gallery = tmp_path / "gallery"
     for person in ("person_00", "person_01"):

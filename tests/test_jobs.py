@@ -4,10 +4,11 @@ import hashlib
 import pytest
 from pyspark.sql import Row
 
-from jobs.embed import faces_table, photo_status_table
-from jobs.ingest import album_from_path, extract_photo_files, list_photo_files, photos_table
-from jobs.people import people_by_albums, person_albums
-from udfs.embed_photos import RESULT_SCHEMA
+from facecluster.jobs.embed import faces_table, photo_status_table
+from facecluster.jobs.ingest import album_from_path, extract_photo_files, list_photo_files, photos_table
+from facecluster.grouping.people_tables import person_albums
+from facecluster.jobs.people import people_by_albums
+from facecluster.udfs.embed_photos import RESULT_SCHEMA
 
 pytestmark = pytest.mark.spark
 
@@ -32,7 +33,7 @@ def test_photos_are_keyed_by_content_and_keep_every_album(spark, tmp_path):
 def test_ingest_reads_only_new_and_changed_files(spark, tmp_path):
     import os
 
-    from jobs.ingest import ingest
+    from facecluster.jobs.ingest import ingest
 
     archive, out = tmp_path / "archive", tmp_path / "out"
     (archive / "a").mkdir(parents=True)

@@ -164,8 +164,8 @@ def test_forget_a_person_and_a_photo_then_run_again(first_run, tmp_path):
 def test_a_forget_recorded_but_not_carried_out_is_finished_by_the_next_run(spark, first_run, tmp_path):
     """As if the forget was killed right after it recorded what to do: nothing of the person comes
     back, not even their name on a full re-cluster."""
-    from facecluster import forgetting
-    from jobs.forget import find_targets, label_lines_about
+    from facecluster.curation import forgetting
+    from facecluster.jobs.forget import find_targets, label_lines_about
 
     archive, out = first_run[0], tmp_path / "out"
     shutil.copytree(first_run[1], out)

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from facecluster.synthetic import FaceSpace, generate
+from facecluster.measuring.synthetic import FaceSpace, generate
 
 pytestmark = pytest.mark.spark
 
@@ -30,8 +30,8 @@ def graph_of(spark, root, ids):
 
 
 def test_with_every_list_probed_the_graph_is_exact(spark, tmp_path):
-    from facecluster.knn_hdbscan import KnnIndex
-    from jobs.knn_graph import knn_graph
+    from facecluster.grouping.knn_hdbscan import KnnIndex
+    from facecluster.jobs.knn_graph import knn_graph
 
     X, _ = generate(3000, DLIB_LIKE, seed=3)
     ids = write_faces(tmp_path, X)
@@ -46,8 +46,8 @@ def test_with_every_list_probed_the_graph_is_exact(spark, tmp_path):
 
 
 def test_fewer_probes_cost_recall_not_correctness(spark, tmp_path):
-    from facecluster.knn_hdbscan import KnnIndex
-    from jobs.knn_graph import knn_graph
+    from facecluster.grouping.knn_hdbscan import KnnIndex
+    from facecluster.jobs.knn_graph import knn_graph
 
     X, _ = generate(3000, DLIB_LIKE, seed=4)
     ids = write_faces(tmp_path, X)
@@ -62,7 +62,7 @@ def test_fewer_probes_cost_recall_not_correctness(spark, tmp_path):
 
 
 def test_faces_of_two_models_are_refused(spark, tmp_path):
-    from jobs.knn_graph import knn_graph
+    from facecluster.jobs.knn_graph import knn_graph
 
     X, _ = generate(200, DLIB_LIKE, seed=5)
     write_faces(tmp_path / "a", X[:100])

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from facecluster.knn_hdbscan import KnnHDBSCAN
-from facecluster.synthetic import FaceSpace, generate, identity_sizes, pair_distances
+from facecluster.grouping.knn_hdbscan import KnnHDBSCAN
+from facecluster.measuring.synthetic import FaceSpace, generate, identity_sizes, pair_distances
 
 # Fitted to dlib's LFW distances by benchmarks/scale.py fit (kept here so the test needs no cache).
 DLIB_LIKE = FaceSpace(dimension=128, common=2.70, noise=0.227, noise_spread=0.2, common_spread=0.1)
@@ -65,7 +65,7 @@ def test_components_search_from_their_rim_only(monkeypatch):
     """Large components look outside themselves from at most JOIN_SEARCHES_PER_COMPONENT faces
     (forced to 2 here, for groups of 40): the tree is still connected with real edges, the
     people are the same, and the tree is heavier than exact by little."""
-    from facecluster import knn_hdbscan
+    from facecluster.grouping import knn_hdbscan
 
     rng = np.random.default_rng(1)
     X = np.repeat(rng.normal(size=(12, 64)), 40, axis=0) + rng.normal(size=(480, 64)) * 0.05
@@ -82,12 +82,12 @@ def test_components_search_from_their_rim_only(monkeypatch):
 
 @pytest.mark.parametrize("product", ["bfloat16", "int8"])
 def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
-    """facecluster.exact_knn compares every pair once, in bfloat16 (below 256 dimensions) or
+    """facecluster.grouping.exact_knn compares every pair once, in bfloat16 (below 256 dimensions) or
     int8 (from 256; forced here at 128), and re-ranks in float32. Its graph must be faiss's
     brute force one; blocks are forced small so that tiles are read by rows and by columns and
     the last block is partial. One photo appears twice (distance 0)."""
-    from facecluster import exact_knn
-    from facecluster.knn_hdbscan import KnnIndex
+    from facecluster.grouping import exact_knn
+    from facecluster.grouping.knn_hdbscan import KnnIndex
 
     X, _ = generate(3000, DLIB_LIKE, seed=4)
     X[7] = X[2900]
@@ -111,8 +111,8 @@ def test_the_cpu_graph_is_the_exact_graph(monkeypatch, product):
 def test_one_odd_face_does_not_coarsen_the_int8_product(monkeypatch):
     """int8's step comes from the faces' range; a blank or broken embedding far outside it is
     clipped and searched in float32 instead, and everyone keeps the exact graph."""
-    from facecluster import exact_knn
-    from facecluster.knn_hdbscan import KnnIndex
+    from facecluster.grouping import exact_knn
+    from facecluster.grouping.knn_hdbscan import KnnIndex
 
     X, people = generate(3000, DLIB_LIKE, seed=5)
     monkeypatch.setattr(exact_knn, "BLOCK", 512)
@@ -142,7 +142,7 @@ def test_the_approximate_index_keeps_the_clustering():
     its clustering must stay that of the exact graph."""
     from sklearn.metrics import adjusted_rand_score
 
-    from facecluster.metrics import pairwise_scores
+    from facecluster.measuring.metrics import pairwise_scores
 
     X, truth = generate(20000, DLIB_LIKE, seed=3)
     exact_graph = KnnHDBSCAN().fit(X)
@@ -156,8 +156,8 @@ def test_the_gpu_search_finds_the_exact_graph_and_clustering(monkeypatch):
     # TorchIndex is what runs on a GPU; here it runs the same code on torch's CPU device.
     from sklearn.metrics import adjusted_rand_score
 
-    from facecluster import exact_knn, knn_hdbscan
-    from facecluster.knn_hdbscan import KnnIndex, TorchIndex
+    from facecluster.grouping import exact_knn, knn_hdbscan
+    from facecluster.grouping.knn_hdbscan import KnnIndex, TorchIndex
 
     X, _ = generate(3000, DLIB_LIKE, seed=2)
     rows = np.arange(len(X))
@@ -195,7 +195,7 @@ def test_the_gpu_search_finds_the_exact_graph_and_clustering(monkeypatch):
 def test_a_gpu_asked_for_and_missing_is_an_error():
     import torch
 
-    from facecluster.knn_hdbscan import knn_device
+    from facecluster.grouping.knn_hdbscan import knn_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

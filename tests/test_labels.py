@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facecluster.labels import (COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot,
+from facecluster.curation.labels import (COLUMNS, Constraints, LabelError, apply_constraints, check_labels, snapshot,
                                 stable_person_ids)
 
 
@@ -76,7 +76,7 @@ def test_apply_constraints_keeps_confirmed_faces_together_and_moved_faces_out():
 def test_cluster_job_keeps_names_merges_and_moves(spark, sample_run, tmp_path, settings):
     import shutil
 
-    from jobs import cluster
+    from facecluster.jobs import cluster
 
     out = tmp_path / "out"
     shutil.copytree(sample_run, out)
@@ -161,7 +161,7 @@ def test_a_label_before_any_run_is_refused(tmp_path, capsys):
 
 
 def test_names_with_quotes_commas_and_line_breaks_survive_the_log(tmp_path):
-    from facecluster.labels import add_label, parse_label_log
+    from facecluster.curation.labels import add_label, parse_label_log
 
     _clustered(tmp_path)
     odd = ['Bob "the builder"', "Smith, Ann", "two\nlines", "Zoë"]
@@ -172,7 +172,7 @@ def test_names_with_quotes_commas_and_line_breaks_survive_the_log(tmp_path):
 
 
 def test_a_malformed_log_line_is_one_clear_error():
-    from facecluster.labels import parse_label_log
+    from facecluster.curation.labels import parse_label_log
 
     with pytest.raises(LabelError, match="person_id must be a whole number"):
         check_labels(parse_label_log("action,person_id,other_person_id,face_id,name\nname,three,,,Ann\n"))
@@ -184,7 +184,7 @@ def test_a_malformed_log_line_is_one_clear_error():
 
 
 def test_blanking_lines_keeps_the_log_readable_and_its_length():
-    from facecluster.labels import blank_label_lines, parse_label_log
+    from facecluster.curation.labels import blank_label_lines, parse_label_log
 
     text = ('action,person_id,other_person_id,face_id,name\nname,3,,,"Bob ""B"""\n'
             'name,4,,,Ann,hand-written note\nnot_a_face,,,abc:0,\n')

@@ -1,6 +1,6 @@
 import pytest
 
-from facecluster.metrics import bcubed_scores, cluster_report, nmi, pairwise_scores
+from facecluster.measuring.metrics import bcubed_scores, cluster_report, nmi, pairwise_scores
 
 
 def test_pairwise_on_a_hand_computed_case():

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from tests import photos
-from tests.conftest import ARCHIVE, ROOT
-from facecluster.thresholds import same_person_threshold
-from udfs import facenet
-from udfs.decode import decode_photo
-from udfs.detector import FaceDetector
+from tests.conftest import ARCHIVE
+from facecluster.recognition.thresholds import same_person_threshold
+from facecluster.udfs import facenet
+from facecluster.udfs.decode import decode_photo
+from facecluster.udfs.detector import FaceDetector
 
 LIMIT = 120_000_000
 
@@ -23,7 +23,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def dlib_embedder():
-    from udfs.dlib_resnet import DlibEmbedder
+    from facecluster.udfs.dlib_resnet import DlibEmbedder
 
     return DlibEmbedder()
 
@@ -107,7 +107,7 @@ def test_missing_facenet_weights_stop_with_the_remedies(tmp_path, monkeypatch):
 
 
 def test_auto_takes_dlib_without_weights_and_facenet_with_them(tmp_path, monkeypatch):
-    from udfs.embedders import choose_embedder
+    from facecluster.udfs.embedders import choose_embedder
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert choose_embedder("auto", None) == "dlib"

@@ -10,9 +10,9 @@ import time
 import pandas as pd
 import pytest
 
-from facecluster.settings import with_changes
-from facecluster.tables import write_table
-from jobs import embed, ingest
+from facecluster.core.settings import with_changes
+from facecluster.core.tables import write_table
+from facecluster.jobs import embed, ingest
 from tests.compare import assert_same_tables, read
 from tests.conftest import ARCHIVE, ROOT
 

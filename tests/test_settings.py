@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from facecluster.runtime import driver_cpus
-from facecluster.settings import SettingsError, load_settings, parse_override
+from facecluster.core.runtime import driver_cpus
+from facecluster.core.settings import SettingsError, load_settings, parse_override
 
 
 def test_default_settings_load_and_are_checked():
@@ -105,7 +105,7 @@ def test_the_driver_sets_its_threads_from_its_share(spark):
     import numba
     import torch
 
-    from facecluster.runtime import use_driver_cpus
+    from facecluster.core.runtime import use_driver_cpus
 
     torch.set_num_threads(7)
     numba.set_num_threads(1)

@@ -4,7 +4,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.conftest import ARCHIVE, ROOT, spark_submit
+from tests.conftest import ARCHIVE, spark_submit
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import cluster, embed, ingest
+from facecluster.jobs import cluster, embed, ingest
 from tests.compare import assert_same_people, assert_same_tables
 from tests.conftest import ARCHIVE, ROOT, spark_submit
 

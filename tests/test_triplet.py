@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from facecluster.triplet import (HeadEmbedder, TripletHead, TripletTrainer, load_head, pk_batch, save_head,
-                                 triplet_loss)
+from facecluster.training.triplet import TripletTrainer, pk_batch, save_head, triplet_loss
+from facecluster.udfs.head import HeadEmbedder, TripletHead, load_head
 
 
 def test_batch_hard_loss_by_hand():

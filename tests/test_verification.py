@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facecluster.cli import main
-from facecluster.verification import (CalibrationMissing, DistanceCalibration, best_threshold,
+from facecluster.recognition.verification import (CalibrationMissing, DistanceCalibration, best_threshold,
                                       expected_calibration_error, labelled_pair_distances, read_pairs, ten_fold,
                                       val_at_far)
 

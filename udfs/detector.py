@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from udfs.decode import downscale
+from facecluster.udfs.decode import downscale
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from udfs.decode import Photo, PhotoError, decode_photo, jpeg_bytes
-from udfs.detector import DetectedFace
+from facecluster.udfs.decode import Photo, PhotoError, decode_photo, jpeg_bytes
+from facecluster.udfs.detector import DetectedFace
 
 RESULT_COLUMNS = ["photo_id", "album", "path", "status", "error", "width", "height", "n_faces", "model", "faces"]
 RESULT_SCHEMA = (
@@ -122,7 +122,7 @@ def embed_chunk(chunk, detector, embedder, settings: dict) -> list[dict]:
 def embed_photo_batches(batches: Iterator[pd.DataFrame], settings: dict, weights_path: str | None
                         ) -> Iterator[pd.DataFrame]:
     """mapInPandas function: photos (photo_id, album, path, content) -> RESULT_SCHEMA rows."""
-    from udfs.embedders import set_threads, worker_models
+    from facecluster.udfs.embedders import set_threads, worker_models
 
     set_threads(settings["torch_threads"])
     detector, embedder = worker_models(settings, weights_path)

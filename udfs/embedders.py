@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from udfs import dlib_resnet, facenet
+from facecluster.udfs import dlib_resnet, facenet
 
 MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.MODEL_ID}
 
@@ -14,7 +14,7 @@ MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.MODEL_ID}
 def model_id(embed_settings: dict) -> str:
     """The id on the faces this embedder setting makes: the network's, or its trained head's."""
     if embed_settings.get("head"):
-        from facecluster.triplet import load_head
+        from facecluster.udfs.head import load_head
 
         return load_head(embed_settings["head"])[1]["model_id"]
     if embed_settings["embedder"] == "facenet":
@@ -27,6 +27,14 @@ def choose_embedder(name: str, facenet_weights: str | None) -> str:
     if name != "auto":
         return name
     return "facenet" if facenet.find_weights(facenet_weights) else "dlib"
+
+
+def resolve_embedder(embed_settings: dict) -> tuple[dict, str | None]:
+    """Settings with embedder 'auto' resolved, and the FaceNet weights path; runs on the driver
+    before any work so that missing weights stop the job at once (udfs.facenet names the remedies)."""
+    name = choose_embedder(embed_settings["embedder"], embed_settings["facenet_weights"])
+    weights = str(facenet.resolve_weights(embed_settings["facenet_weights"])) if name == "facenet" else None
+    return {**embed_settings, "embedder": name}, weights
 
 
 def task_cpus() -> int:
@@ -100,7 +108,7 @@ _WORKER_MODELS: dict[tuple, tuple] = {}
 def worker_models(embed_settings: dict, weights_path: str | None):
     """(FaceDetector, embedder) for this Python worker, loaded on first use and then reused
     by every batch and task the worker runs (spark.python.worker.reuse)."""
-    from udfs.detector import FaceDetector
+    from facecluster.udfs.detector import FaceDetector
 
     device = choose_device(embed_settings["device"])
     key = (embed_settings["embedder"], weights_path, embed_settings["head"], str(device), embed_settings["mixed_precision"],
@@ -117,7 +125,7 @@ def worker_models(embed_settings: dict, weights_path: str | None):
             embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device,
                                                mixed_precision=(device.type == "cuda") if mixed == "auto" else mixed)
         if embed_settings["head"]:
-            from facecluster.triplet import HeadEmbedder
+            from facecluster.udfs.head import HeadEmbedder
 
             embedder = HeadEmbedder(embedder, _local_copy(embed_settings["head"]))
         _WORKER_MODELS.clear()  # one set of models per worker: a changed setting replaces them

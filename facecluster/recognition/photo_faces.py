@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facecluster.evaluation import central_faces
+from facecluster.measuring.evaluation import central_faces
 
 
 def photo_rows(paths: list[str]) -> pd.DataFrame:
@@ -41,7 +41,7 @@ def _from_run(run: str, photo_ids: set[str], model: str) -> tuple[pd.DataFrame, 
 def embed_in_process(rows: pd.DataFrame, embed_settings: dict, weights: str | None
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(faces, photo_status) of the photos in `rows`, by the executors' code in this process."""
-    from udfs.embed_photos import embed_photo_batches
+    from facecluster.udfs.embed_photos import embed_photo_batches
 
     settings = dict(embed_settings)
     if settings["torch_threads"] == "auto":  # this process is the only task: all of its CPUs
@@ -59,7 +59,7 @@ def main_faces(paths: list[str], embed_settings: dict, weights: str | None = Non
                run: str | None = None) -> pd.DataFrame:
     """One row per path: status (ok | no_face | error), error, n_faces and the embedding of the
     main face (the one nearest the photo's centre, as in LFW), model."""
-    from udfs.embedders import model_id
+    from facecluster.udfs.embedders import model_id
 
     rows = photo_rows(paths)
     model = model_id(embed_settings)

@@ -17,7 +17,7 @@ import socket
 import time
 from contextlib import contextmanager
 
-from facecluster.errors import UserError
+from facecluster.core.errors import UserError
 
 LOCK = "_lock"  # '_' first: Spark and Parquet readers skip it
 
@@ -91,7 +91,7 @@ def _hadoop_lock(out: str, command: str, spark):
     path = jvm.org.apache.hadoop.fs.Path(f"{out.rstrip('/')}/{LOCK}")
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.createNewFile(path):
-        from facecluster.tables import read_text
+        from facecluster.core.tables import read_text
 
         text = read_text(spark, f"{out.rstrip('/')}/{LOCK}") or ""
         raise OutputBusy(f"{out} is in use by {_describe(text)}; run this again when it has finished. If no "

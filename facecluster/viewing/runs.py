@@ -75,7 +75,7 @@ def people_in_several_albums(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def close_people(centroids: np.ndarray, neighbours: int = 5) -> list[tuple[int, int, float]]:
     """(i, j, distance) for each person and their nearest other people, each pair once, nearest
     first; a kNN search, so a million people cost no N x N matrix."""
-    from facecluster.knn_hdbscan import KnnIndex
+    from facecluster.grouping.knn_hdbscan import KnnIndex
 
     if len(centroids) < 2:
         return []
@@ -92,9 +92,9 @@ def merge_suggestions(run: dict[str, pd.DataFrame], top: int = 20, max_distance:
     """Pairs of people whose centroids are close, nearest first: perhaps one person split in two
     (across albums, or by pose and age). `cross_album` marks pairs seen in different albums only,
     the usual case of one person filed twice. max_distance None: the model's measured
-    suggestion distance (facecluster/thresholds.py)."""
+    suggestion distance (facecluster/recognition/thresholds.py)."""
     if max_distance is None:
-        from facecluster.thresholds import suggest_merge_distance
+        from facecluster.recognition.thresholds import suggest_merge_distance
 
         max_distance = suggest_merge_distance(run["faces"]["model"].iloc[0])
     people = run["people"].reset_index(drop=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from facecluster.clustering import NOISE, members_by_person
+from facecluster.grouping.clustering import NOISE, members_by_person
 
 
 def number_by_size(labels: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Fine-tuning FaceNet's InceptionResnetV1 itself with the triplet loss (for a GPU).
 
-The CPU path (facecluster.triplet) trains a small head on frozen embeddings. With a GPU the
+The CPU path (facecluster.training.triplet) trains a small head on frozen embeddings. With a GPU the
 network can learn too: faces are cut as the embed job cuts them (MTCNN, facenet-pytorch's
 margin, 160 x 160), batches of P people x K faces go through the network in training mode, and
-the same triplet loss and mining (facecluster.triplet.triplet_loss) drive it. Batch norms keep
+the same triplet loss and mining (facecluster.training.triplet.triplet_loss) drive it. Batch norms keep
 their VGGFace2 statistics (eval mode): P x K batches are too small and too few people to
 re-estimate them. By default only the last block and the embedding layer learn
 (`layers="last"`); `layers="all"` trains everything.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecluster.triplet import pk_batch, triplet_loss
+from facecluster.training.triplet import pk_batch, triplet_loss
 
 LAST_LAYERS = ("block8", "last_linear", "last_bn")
 
@@ -29,10 +29,10 @@ LAST_LAYERS = ("block8", "last_linear", "last_bn")
 def face_chips(paths: list[str], embed_settings: dict) -> tuple[np.ndarray, list[int]]:
     """160 x 160 FaceNet chips of the main face (nearest the centre) of each photo, and the index
     of the photo each chip came from (photos without a face or unreadable are left out)."""
-    from udfs.decode import PhotoError, decode_photo
-    from udfs.detector import FaceDetector
-    from udfs.embedders import choose_device
-    from udfs.facenet import facenet_chip
+    from facecluster.udfs.decode import PhotoError, decode_photo
+    from facecluster.udfs.detector import FaceDetector
+    from facecluster.udfs.embedders import choose_device
+    from facecluster.udfs.facenet import facenet_chip
 
     device = choose_device(embed_settings["device"])
     detector = FaceDetector(device, embed_settings["max_canvas"], embed_settings["min_face_size"],
@@ -73,7 +73,7 @@ class FacenetFinetuner:
         self.log_every, self.log = log_every, log
 
     def fit(self, chips: np.ndarray, people) -> "FacenetFinetuner":
-        from udfs.facenet import load_facenet
+        from facecluster.udfs.facenet import load_facenet
 
         codes, index = np.unique(np.asarray(people), return_inverse=True)
         by_person = [rows for rows in (np.flatnonzero(index == c) for c in range(len(codes))) if len(rows) >= 2]
@@ -112,7 +112,7 @@ class FacenetFinetuner:
 
 def save_finetuned(model: torch.nn.Module, folder: str | os.PathLike, settings: dict) -> tuple[str, Path]:
     """<folder>/<model id>.pt holding the state dict and its model id (udfs.facenet.load_facenet reads it)."""
-    from udfs.facenet import MODEL_ID
+    from facecluster.udfs.facenet import MODEL_ID
 
     buffer = io.BytesIO()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

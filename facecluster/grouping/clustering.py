@@ -10,7 +10,7 @@ import copy
 
 import numpy as np
 
-from facecluster.errors import UserError
+from facecluster.core.errors import UserError
 
 NOISE = -1
 # Up to this many faces the hdbscan library's exact answer takes under half a minute (7 s at
@@ -174,7 +174,7 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
     one person's faces are. One close face is weak evidence (a look-alike); several are not,
     unless the person has thousands of faces: then a stranger finds three of them close by
     chance, and only the person's centre tells."""
-    from facecluster.knn_hdbscan import nearest_faces
+    from facecluster.grouping.knn_hdbscan import nearest_faces
 
     grouped = np.flatnonzero(labels != NOISE)
     alone = np.flatnonzero(labels == NOISE)
@@ -208,8 +208,8 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
 def collapse_near_duplicates(X: np.ndarray, max_distance: float, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """duplicate_groups over each face's k nearest, searched exactly (for the exact algorithm;
     the kNN-graph algorithm reads them off the graph it builds anyway)."""
-    from facecluster.duplicates import duplicate_groups
-    from facecluster.knn_hdbscan import nearest_faces
+    from facecluster.grouping.duplicates import duplicate_groups
+    from facecluster.grouping.knn_hdbscan import nearest_faces
 
     n = len(X)
     if n < 2 or not max_distance:
@@ -223,9 +223,9 @@ class PeopleClusterer:
 
     X: (n_faces, d) float32, rows L2-normalised. labels_ are person numbers, -1 for noise
     (a face seen once, or too unlike the person it is nearest to). algorithm: 'exact' (the
-    hdbscan library), 'knn' (facecluster.knn_hdbscan, for large runs) or 'auto' (exact up to
+    hdbscan library), 'knn' (facecluster.grouping.knn_hdbscan, for large runs) or 'auto' (exact up to
     AUTO_EXACT_UP_TO faces); device: where 'knn' searches ('auto', 'cpu', 'cuda'). duplicate_distance:
-    faces closer than this are copies of one photo, clustered as one face (facecluster.duplicates).
+    faces closer than this are copies of one photo, clustered as one face (facecluster.grouping.duplicates).
     After HDBSCAN, when set, split_distance splits people made of two groups (split_mixed_people) and
     max_member_distance removes faces too far from the rest of their person (prune_strangers).
     """
@@ -247,7 +247,7 @@ class PeopleClusterer:
 
     @classmethod
     def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
-        from facecluster import thresholds
+        from facecluster.recognition import thresholds
 
         measured = {"max_member_distance": thresholds.member_radius, "split_distance": thresholds.split_distance,
                     "duplicate_distance": thresholds.duplicate_distance,
@@ -295,7 +295,7 @@ class PeopleClusterer:
             model.fit(X)
             self.outlier_scores_ = np.nan_to_num(model.outlier_scores_.astype(np.float64))
         else:
-            from facecluster.knn_hdbscan import KnnHDBSCAN
+            from facecluster.grouping.knn_hdbscan import KnnHDBSCAN
 
             X = np.ascontiguousarray(X, dtype=np.float32)
             model = KnnHDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,

@@ -51,7 +51,7 @@ def gallery_from_folder(folder: str | os.PathLike, embed_settings: dict, weights
                         run: str | None = None) -> tuple[Gallery, pd.DataFrame]:
     """FOLDER/Person Name/*.jpg: the main face of each photo, named by its sub-folder. Returns the
     gallery and the photos that gave no face (with why)."""
-    from facecluster.photo_faces import main_faces
+    from facecluster.recognition.photo_faces import main_faces
 
     root = Path(folder)
     if not root.is_dir():

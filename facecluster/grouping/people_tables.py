@@ -9,8 +9,8 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster.runtime import table_path
-from facecluster.tables import write_table
+from facecluster.core.runtime import table_path
+from facecluster.core.tables import write_table
 
 ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
                       "run_id string")
@@ -71,7 +71,7 @@ def write_person_albums(spark: SparkSession, out: str) -> DataFrame:
 def recompute_people(spark: SparkSession, out: str) -> None:
     """people and person_albums again from the faces and assignments left (after a forget: a
     centroid or exemplar may have been a forgotten face); names stay with their people."""
-    from facecluster.people import people_table
+    from facecluster.grouping.people import people_table
 
     names = spark.read.parquet(table_path(out, "people")).select("person_id", "name").toPandas()
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())

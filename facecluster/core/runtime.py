@@ -6,11 +6,9 @@ import functools
 import os
 import re
 import sys
-from contextlib import contextmanager
 
-from facecluster.errors import EXIT_STATUS, UserError
-from facecluster.lock import local_path, output_lock
-from facecluster.settings import SettingsError, load_settings
+from facecluster.core.errors import EXIT_STATUS, UserError
+from facecluster.core.settings import SettingsError, load_settings
 
 TABLES = ("photos", "photo_status", "faces", "assignments", "people", "person_albums")
 
@@ -67,28 +65,6 @@ def start_spark(settings: dict):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
-
-
-@contextmanager
-def job_session(settings: dict, out: str, command: str, create: bool = False, finish_forget: bool = True):
-    """The job's Spark session, with OUT locked for the job (facecluster/lock.py). A local OUT is
-    locked before Spark starts, so a busy or missing output root is refused at once. A forget
-    that was killed half way is finished first (facecluster/forgetting.py)."""
-    spark = None if local_path(out) is not None else start_spark(settings)  # a Hadoop lock needs Spark
-    with output_lock(out, command, create, spark):
-        spark = spark or start_spark(settings)
-        _recover(spark, out, finish_forget)
-        yield spark
-
-
-def _recover(spark, out: str, finish_forget: bool) -> None:
-    """What a killed command left: half-written tables (nobody else writes while we hold the
-    lock, so all of OUT/_staging is garbage) and an unfinished forget."""
-    from facecluster import forgetting, tables
-
-    tables.delete(spark, table_path(out, "_staging"))
-    if finish_forget:
-        forgetting.finish_pending(spark, out)
 
 
 def user_errors(main):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facecluster.inspect import faces_of_people, load_run, merge_suggestions, people_in_several_albums
+from facecluster.viewing.runs import faces_of_people, load_run, merge_suggestions, people_in_several_albums
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }

@@ -11,7 +11,7 @@ A forget must finish even when it is killed half way, or the faces would come ba
 tables it had not reached yet (the embed rounds, the label snapshot). So it first writes what it
 is about to do, OUT/_forget_pending.json (digests and label lines only), and the digests into
 `forgotten`; then it rewrites the tables; then it deletes the pending file. Every command on the
-output root finishes a pending forget before it starts (facecluster.runtime.job_session).
+output root finishes a pending forget before it starts (facecluster.output.session.job_session).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from hashlib import sha256
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster import tables
-from facecluster.runtime import table_path
+from facecluster.core import tables
+from facecluster.core.runtime import table_path
 
 FORGOTTEN = "forgotten"
 KEY = "_forget_key"
@@ -116,7 +116,7 @@ def pending(spark: SparkSession, out: str) -> dict | None:
 def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
     """Carry out a recorded forget; safe to repeat (a forget killed while finishing is finished again).
     Returns the tables rewritten."""
-    from facecluster.people_tables import recompute_people
+    from facecluster.grouping.people_tables import recompute_people
 
     forgotten = Forgotten.read(spark, out)
     photos, faces, label_rows = work["photos"], work["faces"], set(work["label_rows"])
@@ -150,7 +150,7 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
     log = table_path(out, LABEL_LOG)
     text = tables.read_text(spark, log)
     if text is not None and label_rows:
-        from facecluster.labels import blank_label_lines
+        from facecluster.curation.labels import blank_label_lines
 
         tables.write_text(spark, log, blank_label_lines(text, label_rows))
     for leftover in ("report", "_staging"):  # a gallery page and half-written tables may hold them

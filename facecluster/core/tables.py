@@ -13,8 +13,8 @@ import uuid
 
 from pyspark.sql import DataFrame, SparkSession
 
-from facecluster.lock import local_path
-from facecluster.runtime import table_path
+from facecluster.core.lock import local_path
+from facecluster.core.runtime import table_path
 
 
 def _filesystem(spark: SparkSession, path: str):

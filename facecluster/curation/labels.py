@@ -27,8 +27,8 @@ import io
 import numpy as np
 import pandas as pd
 
-from facecluster.clustering import NOISE
-from facecluster.errors import UserError
+from facecluster.grouping.clustering import NOISE
+from facecluster.core.errors import UserError
 
 ACTIONS = ("name", "merge", "move_out", "not_a_face", "forgotten")  # forgotten: a line `forget` blanked
 COLUMNS = ["action", "person_id", "other_person_id", "face_id", "name"]
@@ -189,7 +189,7 @@ def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | Non
     run's largest, larger people first. Without a previous run: 0 = the largest person."""
     from scipy.optimize import linear_sum_assignment
 
-    from facecluster.people import number_by_size
+    from facecluster.grouping.people import number_by_size
 
     labels = np.asarray(labels)
     if previous is None or previous.empty or not (previous["person_id"] != NOISE).any():

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
-from facecluster.errors import UserError
+from facecluster.core.errors import UserError
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults.yaml"
 

@@ -7,7 +7,7 @@ embeddings.
 from __future__ import annotations
 
 # The same-person (verification) threshold is not here: it is learned from labelled pairs with
-# the probability calibration (facecluster/verification.py, facecluster/calibration/<model>.json).
+# the probability calibration (facecluster/recognition/verification.py, facecluster/recognition/calibration/<model>.json).
 # member_radius: how far a face may sit from the centroid of the rest of its person before
 #   clustering calls it a stranger; on LFW (README, Quality) 0.33 and 0.35 tie (pairwise
 #   precision 0.998 / 0.997, F 0.985 / 0.986); 0.35 keeps the sample archive's people whole
@@ -43,7 +43,7 @@ def member_radius(model_id: str) -> float:
 
 
 def same_person_threshold(model_id: str) -> float:
-    from facecluster.verification import DistanceCalibration
+    from facecluster.recognition.verification import DistanceCalibration
 
     return DistanceCalibration.load(model_id).threshold_
 

@@ -146,7 +146,7 @@ class DistanceCalibration:
     @classmethod
     def load(cls, model_id: str, folder: str | os.PathLike | None = None) -> "DistanceCalibration":
         """The calibration of model_id: from `folder`, else $FACECLUSTER_CALIBRATION_DIR, else
-        the ones measured for this release (facecluster/calibration/)."""
+        the ones measured for this release (facecluster/recognition/calibration/)."""
         folders = [Path(f) for f in (folder, os.environ.get(CALIBRATION_DIR_VARIABLE)) if f] + [SHIPPED]
         for candidate in folders:
             path = candidate / f"{model_id}.json"
@@ -163,7 +163,7 @@ class DistanceCalibration:
 def calibration_for(embed_settings: dict) -> DistanceCalibration:
     """The calibration of the embedder these settings select; a trained head's, or fine-tuned
     weights', sits beside the file."""
-    from udfs.embedders import model_id
+    from facecluster.udfs.embedders import model_id
 
     trained = embed_settings.get("head") or (embed_settings.get("facenet_weights")
                                             if embed_settings.get("embedder") == "facenet" else None)

@@ -6,7 +6,7 @@ Prim's algorithm over all pairs when d > 60: O(N^2 d) on one thread, a week at a
 face's k nearest neighbours. Here:
 
 1. the k nearest neighbours of every face, exact: on a GPU with torch (seconds at a million
-   faces); on CPUs by facecluster.exact_knn (every pair once, in bfloat16 or int8, re-ranked in
+   faces); on CPUs by facecluster.grouping.exact_knn (every pair once, in bfloat16 or int8, re-ranked in
    float32: minutes at a million faces). Above `exact_below` faces (two million) the CPU's quadratic cost
    grows past an hour and an HNSW graph index takes over, at a recall near 0.56;
 2. core distances from them (the distance to the min_samples-th neighbour other than the
@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from facecluster import exact_knn
+from facecluster.grouping import exact_knn
 
 JOIN_SEARCHES_PER_COMPONENT = 256  # faces of one component that look outside it (see _searched_per_component)
 EXACT_BELOW = 2_000_000  # faces; above, on CPUs, an HNSW index (its recall is measured in benchmarks/)
@@ -55,7 +55,7 @@ def nearest_faces(queries: np.ndarray, faces: np.ndarray, k: int) -> tuple[np.nd
 
 
 class KnnIndex:
-    """Search among faces on CPUs, Euclidean: exact (facecluster.exact_knn for the graph, faiss's
+    """Search among faces on CPUs, Euclidean: exact (facecluster.grouping.exact_knn for the graph, faiss's
     brute force for a few queries) or a graph index (faiss HNSW). graph(k) is every face's k
     nearest; nearest_other always searches exactly."""
 
@@ -259,7 +259,7 @@ class KnnHDBSCAN:
     minimum_spanning_tree_ ((n-1) x 3: face, face, mutual-reachability distance), neighbours_
     (the kNN graph) and timings_. device: 'auto' (a GPU when torch sees one), 'cuda' or 'cpu'.
     duplicate_distance: faces closer than this are copies of one photo, clustered as one face
-    (facecluster.duplicates); the spanning tree then joins their representatives."""
+    (facecluster.grouping.duplicates); the spanning tree then joins their representatives."""
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, k: int = 32,
                  cluster_selection_method: str = "eom", cluster_selection_epsilon: float = 0.0,
@@ -280,11 +280,11 @@ class KnnHDBSCAN:
                 else KnnIndex(X, exact=len(X) < self.exact_below, ef_search=self.ef_search))
 
     def _collapse(self, X: np.ndarray, distances: np.ndarray, neighbours: np.ndarray, device: str, k: int):
-        """Copies of one photo (facecluster.duplicates) clustered as one face, from the graph
+        """Copies of one photo (facecluster.grouping.duplicates) clustered as one face, from the graph
         already built: (representatives' faces, their graph, their index, each face's row among
         them), or None when there are no copies. A representative whose neighbours were nearly
         all its own copies is searched again among the representatives."""
-        from facecluster.duplicates import duplicate_groups, representatives_graph
+        from facecluster.grouping.duplicates import duplicate_groups, representatives_graph
 
         representatives, group = duplicate_groups(X, distances, neighbours, self.duplicate_distance)
         if len(representatives) == len(X):

@@ -73,7 +73,7 @@ def evaluate_run(out: str, labels: pd.DataFrame | str) -> dict:
     """cluster_report of a finished run's assignments against known people."""
     from pathlib import Path
 
-    from facecluster.metrics import cluster_report
+    from facecluster.measuring.metrics import cluster_report
 
     root = Path(out)
     faces = pd.read_parquet(root / "faces", columns=["face_id", "photo_id", "path", "box"])

@@ -1,0 +1,1 @@
+"""The user's word on people: labels, and forgetting people and photos."""

@@ -1,0 +1,1 @@
+"""Scores against the truth, and synthetic faces for scale tests."""

@@ -1,0 +1,1 @@
+"""An output root as the jobs use it: locked for one command, recovered after a kill."""

@@ -1,0 +1,1 @@
+"""What a distance means: verification, identification, thresholds, calibrations."""

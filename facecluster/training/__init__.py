@@ -1,0 +1,1 @@
+"""Triplet-loss training of a head, and fine-tuning FaceNet."""

@@ -1,0 +1,1 @@
+"""Looking at a run: loading its tables, the report page."""
