@@ -36,6 +36,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> int:
+    from facecluster.core.catalogue import RESULTS
     from facecluster.jobs import cluster, embed, ingest, people
     from facecluster.udfs.embedders import resolve_embedder
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
         print()
         print(people.format_view(view))
         print()
-        print(f"Tables: {', '.join(table_path(args.out, t) for t in ('photos', 'photo_status', 'faces', 'assignments', 'people', 'person_albums'))}")
+        print(f"Tables: {', '.join(table.path(args.out) for table in RESULTS)}")
     return 0
 
 

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core import tables
+from facecluster.core.catalogue import ASSIGNMENTS, LABELS_APPLIED, LABEL_LOG, PEOPLE
 from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
@@ -31,7 +32,7 @@ from facecluster.core.tables import write_table
 
 def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame | None:
     """face_id -> person_id of the last run: what person ids and labels refer to."""
-    path = table_path(out, "assignments")
+    path = ASSIGNMENTS.path(out)
     if not tables.exists(spark, path):
         return None
     return spark.read.parquet(path).select("face_id", "person_id", "probability", "outlier_score").toPandas()
@@ -39,7 +40,7 @@ def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame 
 
 def extract_labels(spark: SparkSession, out: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
     """(the user's labels.csv or None, the labels_applied snapshot so far)."""
-    path, applied_path = table_path(out, "labels.csv"), table_path(out, "labels_applied")
+    path, applied_path = table_path(out, LABEL_LOG), LABELS_APPLIED.path(out)
     text = tables.read_text(spark, path)
     labels = check_labels(parse_label_log(text, path), path) if text is not None else None
     applied = (spark.read.parquet(applied_path).toPandas() if tables.exists(spark, applied_path)
@@ -164,8 +165,8 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
 
 
 def summary(spark: SparkSession, out: str) -> dict:
-    assignments = spark.read.parquet(table_path(out, "assignments"))
-    people = spark.read.parquet(table_path(out, "people"))
+    assignments = spark.read.parquet(ASSIGNMENTS.path(out))
+    people = spark.read.parquet(PEOPLE.path(out))
     return {"faces": assignments.count(), "people": people.count(),
             "noise_faces": assignments.where((F.col("person_id") == -1) & F.col("clustered")).count(),
             "too_small": assignments.where(~F.col("clustered")).count(),

@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core import tables
+from facecluster.core.catalogue import EMBED_PARTS, FACES, PHOTOS, PHOTO_STATUS, face_id_column
 from facecluster.core.errors import UserError
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
@@ -29,12 +30,12 @@ from facecluster.udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
 from facecluster.udfs.embedders import model_id, resolve_embedder
 
 PHOTOS_PER_TASK = 256  # a task's worth of work: minutes, not hours, so a lost task costs little
-PARTS = "embed_parts"  # one committed table per round: the run's progress, what a re-run skips
+PARTS = EMBED_PARTS.name
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*")  # no '/', no '..'
 
 
 def extract_photos(spark: SparkSession, out: str) -> DataFrame:
-    return spark.read.parquet(table_path(out, "photos")).select("photo_id", "album", "path", "content")
+    return spark.read.parquet(PHOTOS.path(out)).select("photo_id", "album", "path", "content")
 
 
 def extract_done(spark: SparkSession, out: str, model: str) -> DataFrame | None:
@@ -76,7 +77,7 @@ def embed_photos(photos: DataFrame, embed_settings: dict, weights_path: str | No
 
 def faces_table(results: DataFrame) -> DataFrame:
     return (results.select("photo_id", "album", "path", "model", F.explode("faces").alias("face"))
-            .select(F.concat_ws(":", "photo_id", F.col("face.face_index").cast("string")).alias("face_id"),
+            .select(face_id_column(F.col("photo_id"), F.col("face.face_index")).alias("face_id"),
                     "photo_id", "album", "path",
                     F.col("face.face_index").alias("face_index"),
                     F.col("face.box").alias("box"), F.col("face.landmarks").alias("landmarks"),
@@ -133,17 +134,17 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     # starts Python workers of its own.)
     results = current_results(done if done is not None else spark.createDataFrame([], RESULT_SCHEMA), photos)
     results = results.persist(StorageLevel.MEMORY_AND_DISK)  # read, deduplicated and joined once for both tables
-    tables.write_table(Forgotten.read(spark, out).drop(faces_table(results), "face_id"), out, "faces")
-    tables.write_table(photo_status_table(results), out, "photo_status")
+    tables.write_table(Forgotten.read(spark, out).drop(faces_table(results), "face_id"), out, FACES.name)
+    tables.write_table(photo_status_table(results), out, PHOTO_STATUS.name)
     results.unpersist()
     return {"embedded_now": n_todo, "already_done": n_photos - n_todo,
             "seconds": {"embedding": embedded - planned, "publishing": time.monotonic() - embedded}}
 
 
 def summary(spark: SparkSession, out: str) -> dict:
-    status = spark.read.parquet(table_path(out, "photo_status"))
+    status = spark.read.parquet(PHOTO_STATUS.path(out))
     counts = {r["status"]: r["count"] for r in status.groupBy("status").count().collect()}
-    models = [r["model"] for r in spark.read.parquet(table_path(out, "faces")).select("model").distinct().collect()]
+    models = [r["model"] for r in spark.read.parquet(FACES.path(out)).select("model").distinct().collect()]
     return {"photos": sum(counts.values()), "ok": counts.get("ok", 0), "no_face": counts.get("no_face", 0),
             "error": counts.get("error", 0), "faces": int(status.agg(F.sum("n_faces")).first()[0] or 0),
             "models": models}

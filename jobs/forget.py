@@ -23,6 +23,7 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, LABEL_LOG, LABELS_APPLIED, PHOTOS
 from facecluster.curation import forgetting
 
 from facecluster.core import tables
@@ -33,17 +34,17 @@ from facecluster.output.session import job_session
 
 def find_targets(spark: SparkSession, out: str, person: int | None, photo: str | None) -> tuple[list, list]:
     """(photo ids, face ids) to forget; a clear error when nothing matches."""
-    for name in ("photos", "faces") + (("assignments",) if person is not None else ()):
-        if not tables.exists(spark, table_path(out, name)):
-            raise UserError(f"{out} has no {name} table: nothing to forget there yet")
-    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id")
+    for table in (PHOTOS, FACES) + ((ASSIGNMENTS,) if person is not None else ()):
+        if not tables.exists(spark, table.path(out)):
+            raise UserError(f"{out} has no {table.name} table: nothing to forget there yet")
+    faces = spark.read.parquet(FACES.path(out)).select("face_id", "photo_id")
     if person is not None:
-        face_ids = [r.face_id for r in spark.read.parquet(table_path(out, "assignments"))
+        face_ids = [r.face_id for r in spark.read.parquet(ASSIGNMENTS.path(out))
                     .where(F.col("person_id") == person).select("face_id").collect()]
         if person < 0 or not face_ids:
             raise UserError(f"no person {person} in {out}")
         return [], face_ids
-    photos = spark.read.parquet(table_path(out, "photos")).select("photo_id", "paths")
+    photos = spark.read.parquet(PHOTOS.path(out)).select("photo_id", "paths")
     if re.fullmatch(r"[0-9a-f]{64}", photo):
         chosen = photos.where(F.col("photo_id") == photo)
     else:
@@ -64,14 +65,14 @@ def label_lines_about(spark: SparkSession, out: str, person: int | None, face_id
     from facecluster.curation.labels import check_labels, parse_label_log
 
     lines, applied_up_to = set(), -1
-    applied_path = table_path(out, "labels_applied")
+    applied_path = LABELS_APPLIED.path(out)
     if tables.exists(spark, applied_path):
         applied = spark.read.parquet(applied_path).select("label_row", "face_id", "relation").toPandas()
         applied_up_to = int(applied["label_row"].max()) if len(applied) else -1
         if person is not None:
             mine = applied["face_id"].isin(face_ids) & (applied["relation"] == "member")
             lines |= set(applied.loc[mine, "label_row"].astype(int))
-    text = tables.read_text(spark, table_path(out, forgetting.LABEL_LOG))
+    text = tables.read_text(spark, table_path(out, LABEL_LOG))
     if text is not None:
         log = check_labels(parse_label_log(text))
         lines |= set(log.index[log["face_id"].isin(face_ids)])

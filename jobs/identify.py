@@ -17,15 +17,16 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
+from facecluster.core.catalogue import FACES, IDENTITIES
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
-IDENTITIES_SCHEMA = "face_id string, name string, probability double, distance double, model string"
+IDENTITIES_SCHEMA = IDENTITIES.schema
 
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
-    return spark.read.parquet(table_path(out, "faces")).select("face_id", "embedding", "model")
+    return spark.read.parquet(FACES.path(out)).select("face_id", "embedding", "model")
 
 
 def identify_faces(faces: DataFrame, identifier, model_id: str) -> DataFrame:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"identify: {exc}\n")
     with job_session(settings, args.out, "identify") as spark:
         written = write_table(identify_faces(extract_faces(spark, args.out), identifier, gallery.model_id),
-                              args.out, "identities")
+                              args.out, IDENTITIES.name)
         counts = spark.read.parquet(written).groupBy("name").count().orderBy("count", ascending=False).collect()
     print(f"{gallery.people} people enrolled from {len(gallery.names)} photos; faces named in {written}:")
     for row in counts:

@@ -28,6 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core import tables
+from facecluster.core.catalogue import PHOTOS, PHOTO_FILES
 from facecluster.core.errors import UserError
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.lock import local_path
@@ -35,7 +36,7 @@ from facecluster.core.runtime import add_settings_arguments, parse_job_arguments
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
-FILES = "photo_files"  # path, album, length, modified, photo_id: what the last ingest read
+FILES = PHOTO_FILES.name
 
 PHOTO_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif")
 INGEST_RANGES = 200  # ranges of a Parquet source, whose size is not known before reading it
@@ -222,7 +223,7 @@ def moved_batches(stored: DataFrame, now: DataFrame) -> list:
 def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: Forgotten) -> None:
     """Write the photos seen for the first time as a new batch, and rewrite the place columns
     of the earlier batches whose photos moved; the bytes of an unmoved batch are never rewritten."""
-    stored = spark.read.parquet(table_path(out, "photos")).select("photo_id", BATCH, *PLACE)
+    stored = spark.read.parquet(PHOTOS.path(out)).select("photo_id", BATCH, *PLACE)
     now = forgotten.drop(photos_now(spark, listed, stored, out), "photo_id").persist(StorageLevel.MEMORY_AND_DISK)
     fresh = now.join(stored.select("photo_id"), "photo_id", "left_anti")
     if not fresh.isEmpty():
@@ -241,7 +242,7 @@ def add_batch(spark: SparkSession, listed: DataFrame, out: str, forgotten: Forgo
 def ingest(spark: SparkSession, source: str, out: str, source_format: str = "folder") -> DataFrame:
     """Write the photos table (and, for a folder, photo_files); returns the photos table."""
     forgotten = Forgotten.read(spark, out)
-    photos_path = table_path(out, "photos")
+    photos_path = PHOTOS.path(out)
     listed = None
     if source_format == "folder":
         listed = album_from_path(list_photo_files(spark, source), source).persist()
@@ -258,7 +259,7 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
             photos = photos_table(extract_photo_files(spark, listed))
             ranges = ranges_for(listed.agg(F.sum("length")).first()[0] or 0)
         photos = forgotten.drop(photos, "photo_id").withColumn(BATCH, F.lit(1))
-        write_table(in_ranges(photos, ranges), out, "photos")
+        write_table(in_ranges(photos, ranges), out, PHOTOS.name)
     written = spark.read.parquet(photos_path)
     if listed is not None:
         files = (written.select("photo_id", F.explode("paths").alias("path"))

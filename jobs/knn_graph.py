@@ -25,11 +25,12 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from facecluster.core.catalogue import FACES, KNN_GRAPH
 from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, use_driver_cpus, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
-GRAPH = "knn_graph"
+GRAPH = KNN_GRAPH.name
 SAMPLE = 100_000  # faces the k-means centres are trained on
 ROUTED_SCHEMA = "list_id int, face_id string, embedding array<float>, stored boolean"
 EDGE_SCHEMA = "face_id string, neighbour_id string, distance float"
@@ -44,7 +45,7 @@ def lists_for(n_faces: int) -> int:
 def extract_embeddings(spark: SparkSession, out: str) -> DataFrame:
     from facecluster.grouping.clustering import check_one_model
 
-    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "embedding", "model")
+    faces = spark.read.parquet(FACES.path(out)).select("face_id", "embedding", "model")
     check_one_model(r.model for r in faces.select("model").distinct().collect())
     return faces.drop("model")
 

@@ -13,7 +13,8 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
+from facecluster.core.catalogue import PEOPLE
+from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, user_errors
 from facecluster.output.session import job_session
 from facecluster.grouping.people_tables import write_person_albums
 
@@ -40,7 +41,7 @@ def format_view(rows, limit: int = 20) -> str:
 
 
 def people_view(spark: SparkSession, out: str) -> DataFrame:
-    return people_by_albums(spark.read.parquet(table_path(out, "people")), write_person_albums(spark, out))
+    return people_by_albums(spark.read.parquet(PEOPLE.path(out)), write_person_albums(spark, out))
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

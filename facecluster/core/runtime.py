@@ -10,8 +10,6 @@ import sys
 from facecluster.core.errors import EXIT_STATUS, UserError
 from facecluster.core.settings import SettingsError, load_settings
 
-TABLES = ("photos", "photo_status", "faces", "assignments", "people", "person_albums")
-
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="your settings file: only the keys it changes, over the defaults")

@@ -24,15 +24,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core import tables
+from facecluster.core.catalogue import (ASSIGNMENTS, EMBED_PARTS, FACE_TABLES, FACES, FORGET_KEY, FORGET_PENDING,
+                                        FORGOTTEN, LABEL_LOG, LABELS_APPLIED, PEOPLE, PHOTO_STATUS, PHOTO_TABLES,
+                                        face_id_column)
 from facecluster.core.runtime import table_path
 
-FORGOTTEN = "forgotten"
-KEY = "_forget_key"
-PENDING = "_forget_pending.json"
-FACE_TABLES = ("faces", "assignments", "identities", "knn_graph")  # tables keyed by face
-PHOTO_TABLES = ("photos", "photo_files", "photo_status")
-EMBED_PARTS = "embed_parts"
-LABEL_LOG = "labels.csv"
+PENDING = FORGET_PENDING
 BLOCK = 64  # SHA-256's block size in bytes, for HMAC's padding
 
 
@@ -45,12 +42,12 @@ class Forgotten:
 
     @classmethod
     def read(cls, spark: SparkSession, out: str, create_key: bool = False) -> "Forgotten":
-        path = table_path(out, FORGOTTEN)
+        path = FORGOTTEN.path(out)
         digests = spark.read.parquet(path) if tables.exists(spark, path) else None
-        key_text = tables.read_text(spark, table_path(out, KEY))
+        key_text = tables.read_text(spark, table_path(out, FORGET_KEY))
         if key_text is None and digests is None and create_key:
             key_text = secrets.token_hex(32)
-            tables.write_text(spark, table_path(out, KEY), key_text)
+            tables.write_text(spark, table_path(out, FORGET_KEY), key_text)
         return cls(bytes.fromhex(key_text.strip()) if key_text else None, digests)
 
     def digest(self, value: str) -> str:
@@ -91,7 +88,7 @@ def results_without(parts: DataFrame, forgotten: Forgotten, photos: list[str], f
     parts = without(parts, forgotten, photos, [])
     if faces:
         gone = F.array(*[F.lit(f) for f in faces])
-        face_id = lambda face: F.concat_ws(":", F.col("photo_id"), face["face_index"].cast("string"))  # noqa: E731
+        face_id = lambda face: face_id_column(F.col("photo_id"), face["face_index"])  # noqa: E731
         kept = F.filter("faces", lambda face: ~F.array_contains(gone, forgotten.digest_column(face_id(face))))
         parts = parts.withColumn("faces", kept).withColumn("n_faces", F.size("faces"))
     return parts
@@ -122,30 +119,30 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
     photos, faces, label_rows = work["photos"], work["faces"], set(work["label_rows"])
     new = spark.createDataFrame([(d, "photo") for d in photos] + [(d, "face") for d in faces], "digest string, kind string")
     merged = new if forgotten.digests is None else forgotten.digests.unionByName(new)
-    tables.write_table(merged.distinct(), out, FORGOTTEN, files=1)
+    tables.write_table(merged.distinct(), out, FORGOTTEN.name, files=1)
     rewritten = []
-    for name in (*PHOTO_TABLES, *FACE_TABLES):
+    for name in (table.name for table in (*PHOTO_TABLES, *FACE_TABLES)):
         if not tables.exists(spark, table_path(out, name)):
             continue
         table = spark.read.parquet(table_path(out, name))
         if photos and "photo_id" in table.columns or faces and {"face_id", "neighbour_id"} & set(table.columns):
             tables.write_table(without(table, forgotten, photos, faces), out, name)  # a photo's bytes only if it goes
             rewritten.append(name)
-    applied = table_path(out, "labels_applied")
+    applied = LABELS_APPLIED.path(out)
     if tables.exists(spark, applied):
         kept = without(spark.read.parquet(applied), forgotten, [], faces).where(~F.col("label_row").isin(list(label_rows)))
-        tables.write_table(kept, out, "labels_applied", files=1)
-        rewritten.append("labels_applied")
-    parts_root = table_path(out, EMBED_PARTS)
+        tables.write_table(kept, out, LABELS_APPLIED.name, files=1)
+        rewritten.append(LABELS_APPLIED.name)
+    parts_root = EMBED_PARTS.path(out)
     if tables.exists(spark, parts_root):
         for name in tables.children(spark, parts_root):
-            part = f"{EMBED_PARTS}/{name}"
+            part = f"{EMBED_PARTS.name}/{name}"
             tables.write_table(results_without(spark.read.parquet(table_path(out, part)), forgotten, photos, faces),
                                out, part)
             rewritten.append(part)
-    if tables.exists(spark, table_path(out, "faces")):
+    if tables.exists(spark, FACES.path(out)):
         recount_faces(spark, out)
-    if all(tables.exists(spark, table_path(out, name)) for name in ("assignments", "people")):
+    if all(tables.exists(spark, table_path(out, name)) for name in (ASSIGNMENTS.name, PEOPLE.name)):
         recompute_people(spark, out)
     log = table_path(out, LABEL_LOG)
     text = tables.read_text(spark, log)
@@ -171,9 +168,9 @@ def finish_pending(spark: SparkSession, out: str) -> bool:
 
 def recount_faces(spark: SparkSession, out: str) -> None:
     """photo_status.n_faces from the faces left: a forgotten person's faces no longer count."""
-    status = spark.read.parquet(table_path(out, "photo_status"))
-    counts = spark.read.parquet(table_path(out, "faces")).groupBy("photo_id").agg(F.count("*").alias("_left"))
+    status = spark.read.parquet(PHOTO_STATUS.path(out))
+    counts = spark.read.parquet(FACES.path(out)).groupBy("photo_id").agg(F.count("*").alias("_left"))
     recounted = (status.join(counts, "photo_id", "left")
                  .withColumn("n_faces", F.coalesce(F.col("_left"), F.lit(0)).cast(status.schema["n_faces"].dataType))
                  .select(status.columns))
-    tables.write_table(recounted, out, "photo_status")
+    tables.write_table(recounted, out, PHOTO_STATUS.name)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from facecluster.grouping.clustering import NOISE
+from facecluster.core.catalogue import ASSIGNMENTS, LABEL_LOG
 from facecluster.core.errors import UserError
 
 ACTIONS = ("name", "merge", "move_out", "not_a_face", "forgotten")  # forgotten: a line `forget` blanked
@@ -275,11 +276,11 @@ def add_label(out: str, action: str, person_id: int | None = None, other_person_
 
     row = check_labels(pd.DataFrame([{"action": action, "person_id": person_id, "other_person_id": other_person_id,
                                       "face_id": face_id, "name": name}], columns=COLUMNS), "this label")
-    assignments_path = os.path.join(out, "assignments")
+    assignments_path = os.path.join(out, ASSIGNMENTS.name)
     assignments = (pd.read_parquet(assignments_path, columns=["face_id", "person_id"])
                    if os.path.exists(assignments_path) else None)
     check_against_run(row.iloc[0], assignments, out)
-    path = os.path.join(out, "labels.csv")
+    path = os.path.join(out, LABEL_LOG)
     text = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8", newline="") as log:

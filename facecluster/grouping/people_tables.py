@@ -9,20 +9,19 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, LABELS_APPLIED, PEOPLE, PERSON_ALBUMS, PHOTOS
 from facecluster.core.runtime import table_path
 from facecluster.core.tables import write_table
 
-ASSIGNMENTS_SCHEMA = ("face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
-                      "run_id string")
-APPLIED_SCHEMA = "label_row long, face_id string, relation string, `group` string, name string"
-PEOPLE_SCHEMA = ("person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
-                 "exemplar_face_id string, centroid array<float>")
+ASSIGNMENTS_SCHEMA = ASSIGNMENTS.schema
+APPLIED_SCHEMA = LABELS_APPLIED.schema
+PEOPLE_SCHEMA = PEOPLE.schema
 
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
     """Faces with the albums of their photo (a photo copied into two albums counts in both)."""
-    faces = spark.read.parquet(table_path(out, "faces")).select("face_id", "photo_id", "face_px", "embedding", "model")
-    albums = spark.read.parquet(table_path(out, "photos")).select("photo_id", "albums")
+    faces = spark.read.parquet(FACES.path(out)).select("face_id", "photo_id", "face_px", "embedding", "model")
+    albums = spark.read.parquet(PHOTOS.path(out)).select("photo_id", "albums")
     return faces.join(albums, "photo_id", "left").orderBy("face_id")
 
 
@@ -46,8 +45,8 @@ def write_people_tables(spark: SparkSession, out: str, assignments: pd.DataFrame
     photo_batch = spark.conf.get(batch_key)
     spark.conf.set(batch_key, "200000")
     try:
-        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, "assignments", files=1)
-        write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, "people", files=1)
+        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, ASSIGNMENTS.name, files=1)
+        write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, PEOPLE.name, files=1)
     finally:
         spark.conf.set(batch_key, photo_batch)
 
@@ -65,7 +64,7 @@ def write_person_albums(spark: SparkSession, out: str) -> DataFrame:
     """person_albums from the run's assignments, faces and photos; returns the written table."""
     read = lambda name: spark.read.parquet(table_path(out, name))  # noqa: E731
     return spark.read.parquet(write_table(person_albums(read("assignments"), read("faces"), read("photos")),
-                                          out, "person_albums", files=1))
+                                          out, PERSON_ALBUMS.name, files=1))
 
 
 def recompute_people(spark: SparkSession, out: str) -> None:
@@ -73,9 +72,9 @@ def recompute_people(spark: SparkSession, out: str) -> None:
     centroid or exemplar may have been a forgotten face); names stay with their people."""
     from facecluster.grouping.people import people_table
 
-    names = spark.read.parquet(table_path(out, "people")).select("person_id", "name").toPandas()
+    names = spark.read.parquet(PEOPLE.path(out)).select("person_id", "name").toPandas()
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
-    assignments = spark.read.parquet(table_path(out, "assignments")).toPandas()
+    assignments = spark.read.parquet(ASSIGNMENTS.path(out)).toPandas()
     labels = meta[["face_id"]].merge(assignments[["face_id", "person_id"]], on="face_id", how="left")["person_id"]
     people = people_table(meta, matrix, labels.fillna(-1).to_numpy().astype("int64"))
     people["name"] = people["person_id"].map(names.set_index("person_id")["name"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from facecluster.core.catalogue import STAGING
 from facecluster.core.lock import local_path, output_lock
 from facecluster.core.runtime import start_spark, table_path
 
@@ -26,6 +27,6 @@ def _recover(spark, out: str, finish_forget: bool) -> None:
     from facecluster.core import tables
     from facecluster.curation import forgetting
 
-    tables.delete(spark, table_path(out, "_staging"))
+    tables.delete(spark, table_path(out, STAGING))
     if finish_forget:
         forgetting.finish_pending(spark, out)
