@@ -25,7 +25,8 @@ from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelErro
 from facecluster.grouping.people import assignments_table, people_table
 from facecluster.grouping.people_tables import (APPLIED_SCHEMA, extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
                                        write_people_tables)
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, use_driver_cpus, user_errors
+from facecluster.core.job_arguments import job_parser
+from facecluster.core.runtime import parse_job_arguments, table_path, use_driver_cpus, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
@@ -173,12 +174,8 @@ def summary(spark: SparkSession, out: str) -> dict:
             "people_in_several_albums": people.where(F.col("n_albums") > 1).count()}
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="cluster", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output root holding the faces table")
-    add_settings_arguments(parser)
-    return parser
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("cluster", __doc__)
 
 
 @user_errors

@@ -24,7 +24,8 @@ from facecluster.core import tables
 from facecluster.core.catalogue import EMBED_PARTS, FACES, PHOTOS, PHOTO_STATUS, face_id_column
 from facecluster.core.errors import UserError
 from facecluster.curation.forgetting import Forgotten
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, user_errors
+from facecluster.core.job_arguments import job_parser
+from facecluster.core.runtime import parse_job_arguments, table_path, user_errors
 from facecluster.output.session import job_session
 from facecluster.udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
 from facecluster.udfs.embedders import model_id, resolve_embedder
@@ -150,12 +151,8 @@ def summary(spark: SparkSession, out: str) -> dict:
             "models": models}
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="embed", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output root holding the photos table")
-    add_settings_arguments(parser)
-    return parser
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("embed", __doc__)
 
 
 @user_errors

@@ -28,7 +28,8 @@ from facecluster.curation import forgetting
 
 from facecluster.core import tables
 from facecluster.core.errors import UserError
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, qualified, table_path, user_errors
+from facecluster.core.job_arguments import job_parser
+from facecluster.core.runtime import parse_job_arguments, qualified, table_path, user_errors
 from facecluster.output.session import job_session
 
 
@@ -97,15 +98,8 @@ def forget(spark: SparkSession, out: str, person: int | None = None, photo: str 
             "finished_interrupted": finished_before}
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="forget", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output root of a run")
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--person", type=int, help="person id")
-    target.add_argument("--photo", help="photo path (as ingested) or photo_id")
-    add_settings_arguments(parser)
-    return parser
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("forget", __doc__)
 
 
 @user_errors

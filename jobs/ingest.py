@@ -32,7 +32,8 @@ from facecluster.core.catalogue import PHOTOS, PHOTO_FILES
 from facecluster.core.errors import UserError
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.lock import local_path
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, qualified, table_path, user_errors
+from facecluster.core.job_arguments import job_parser
+from facecluster.core.runtime import parse_job_arguments, qualified, table_path, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
@@ -281,14 +282,8 @@ def check_source(source: str, source_format: str) -> None:
         raise UserError(f"{source} is not a folder of photos (for a Parquet table of photos, add --format parquet)")
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="ingest", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("photos", help="folder of photos (one sub-folder per album) or a Parquet table")
-    parser.add_argument("--out", required=True, help="output root for the tables")
-    parser.add_argument("--format", dest="source_format", choices=["folder", "parquet"], default="folder")
-    add_settings_arguments(parser)
-    return parser
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("ingest", __doc__)
 
 
 @user_errors

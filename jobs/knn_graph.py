@@ -26,7 +26,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from facecluster.core.catalogue import FACES, KNN_GRAPH
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, table_path, use_driver_cpus, user_errors
+from facecluster.core.job_arguments import job_parser
+from facecluster.core.runtime import parse_job_arguments, table_path, use_driver_cpus, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
@@ -123,15 +124,8 @@ def knn_graph(spark: SparkSession, out: str, k: int = 32, n_lists: int | str = "
     return {"faces": n_faces, "lists": len(centres), "probes": probes, "k": k}
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="knn-graph", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output root holding the faces table")
-    parser.add_argument("--k", type=int, default=32, help="neighbours per face")
-    parser.add_argument("--lists", default="auto", help="inverted lists (auto: about 4 sqrt(N))")
-    parser.add_argument("--probes", type=int, default=16, help="lists each face is looked for in")
-    add_settings_arguments(parser)
-    return parser
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("knn-graph", __doc__)
 
 
 @user_errors

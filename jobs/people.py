@@ -14,7 +14,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core.catalogue import PEOPLE
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, user_errors
+from facecluster.core.job_arguments import job_parser
+from facecluster.core.runtime import parse_job_arguments, user_errors
 from facecluster.output.session import job_session
 from facecluster.grouping.people_tables import write_person_albums
 
@@ -44,12 +45,8 @@ def people_view(spark: SparkSession, out: str) -> DataFrame:
     return people_by_albums(spark.read.parquet(PEOPLE.path(out)), write_person_albums(spark, out))
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="people", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output root of a clustered run")
-    add_settings_arguments(parser)
-    return parser
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("people", __doc__)
 
 
 @user_errors

@@ -11,14 +11,6 @@ from facecluster.core.errors import EXIT_STATUS, UserError
 from facecluster.core.settings import SettingsError, load_settings
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="your settings file: only the keys it changes, over the defaults")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set embed.max_canvas=800 (repeatable)")
-    parser.add_argument("--embedder", choices=["auto", "dlib", "facenet"],
-                        help="shortcut for --set embed.embedder=...")
-
-
 def settings_from(args: argparse.Namespace) -> dict:
     overrides = list(args.overrides)
     if getattr(args, "embedder", None):

@@ -4,8 +4,8 @@ checked before any work starts.
 A wrong setting found after an hour of embedding costs the user that hour, so every key is
 checked up front against the table below: unknown keys (with the nearest known one), wrong
 types and out-of-range values stop the job with a message that names the setting and says why.
-A user's file holds only the keys it changes; under spark.conf, a property set to null drops
-the default's.
+A user's file holds only the keys it changes; under spark.conf, a property set to null there
+drops the default's.
 """
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ def _lay_over(flat: dict[str, Any], changes: dict[str, Any], source: str) -> dic
             properties = {key[len("spark.conf."):]: value} if key != "spark.conf" else value
             conf = dict(flat.get("spark.conf") or {})
             for name, setting in properties.items():
-                if setting is None:
+                if setting is None and source != "--set":  # on the command line, an empty value is a slip
                     conf.pop(name, None)
                 else:
                     conf[name] = setting
@@ -286,3 +286,17 @@ def with_changes(settings: dict, changes: dict[str, Any]) -> dict:
     flat = _flatten(copy.deepcopy(settings))
     flat.update(changes)
     return check_settings(flat)
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table: key, default, what it does (from RULES and the defaults)."""
+    defaults = read_settings_file(DEFAULTS)
+    lines = ["| setting | default | what it does |", "|---|---|---|"]
+    for key, rule in RULES.items():
+        default = defaults.get(key)
+        if key == "spark.conf":
+            default = ", ".join(f"{k}={v}" for k, v in default.items())
+        shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        lines.append(f"| `{key}` | `{shown}` | {rule.help} |")
+    return "\n".join(lines) + "\n"
+

@@ -65,7 +65,7 @@ def build_report(out: str | Path, faces_per_person: int = 12, max_people: int = 
                      f"{_faces(faces, pair.person_a, 5)}</div></div><div>distance {pair.distance:.2f}"
                      f"{' · different albums' if pair.cross_album else ''}</div><div><b>person {pair.person_b}</b>"
                      f"<div class='faces'>{_faces(faces, pair.person_b, 5)}</div></div></div>")
-    parts.append(f"<h2>Everyone, most faces first</h2>")
+    parts.append("<h2>Everyone, most faces first</h2>")
     for person in people.head(max_people).itertuples():
         parts.append(f"<div class='person' id='person-{person.person_id}'><h3>{_label(person)} · {person.n_faces} faces"
                      f" in {person.n_photos} photos</h3><div class='albums'>{html.escape(', '.join(person.albums))}"

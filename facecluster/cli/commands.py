@@ -1,20 +1,5 @@
-"""facecluster: find the people in a photo archive.
-
-    facecluster run PHOTOS --out OUT [--embedder auto|dlib|facenet] [--config FILE] [--set KEY=VALUE]
-    facecluster ingest PHOTOS --out OUT        one step at a time
-    facecluster embed --out OUT
-    facecluster cluster --out OUT
-    facecluster people --out OUT
-    facecluster evaluate clusters OUT --labels folder|LABELS.csv [--json]
-    facecluster evaluate pairs PAIRS_FILE --images LFW_ROOT [--embedder dlib|facenet] [--json]
-    facecluster evaluate identify --images LFW_ROOT [--run OUT] [--json]
-    facecluster verify PHOTO_A PHOTO_B [--json]     same person? distance and calibrated probability
-    facecluster identify PHOTOS --gallery G [--method nearest|svm] [--json]   who is each face, or "unknown"
-    facecluster train --images FOLDER|--run OUT --save DIR   triplet-loss head on frozen embeddings
-    facecluster forget --out OUT --person ID | --photo PATH_OR_ID    remove from every table, keep out later
-    facecluster report OUT [--to FILE]     a static gallery page (HTML) of the people
-    facecluster label --out OUT name PERSON NAME | merge PERSON OTHER | move-out FACE | not-a-face FACE
-"""
+"""What the commands that run in this process (not as Spark jobs of their own) do: run, evaluate,
+verify, identify, train, label, report."""
 from __future__ import annotations
 
 import argparse
@@ -22,20 +7,20 @@ import os
 import sys
 import time
 
-from facecluster.core.runtime import add_settings_arguments, parse_job_arguments, settings_from, table_path, user_errors
+from facecluster.core.job_arguments import add_settings_arguments
+from facecluster.core.runtime import settings_from
 from facecluster.output.session import job_session
 
 
-def _run_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("run", help="the whole job: ingest, embed, cluster, people")
+def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photos", help="folder of photos (one sub-folder per album) or a Parquet table")
     parser.add_argument("--out", required=True, help="output root for the tables")
     parser.add_argument("--format", dest="source_format", choices=["folder", "parquet"], default="folder")
-    add_settings_arguments(parser)
-    return parser
+    add_settings_arguments(parser, embedder=True)
 
 
-def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    settings = settings_from(args)
     from facecluster.core.catalogue import RESULTS
     from facecluster.jobs import cluster, embed, ingest, people
     from facecluster.udfs.embedders import resolve_embedder
@@ -78,7 +63,7 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
         if clusters["too_small"]:
             print(f"           {clusters['too_small']} faces too small to recognise (cluster.min_face_px), kept in faces")
         print(f"  people in more than one album: {clusters['people_in_several_albums']}")
-        print(f"  time:    " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        print("  time:    " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
         print()
         print(people.format_view(view))
         print()
@@ -86,8 +71,7 @@ def run(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParse
     return 0
 
 
-def _evaluate_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("evaluate", help="score a run against people whose names are known")
+def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True)
     clusters = kinds.add_parser("clusters", help="pairwise and BCubed precision/recall/F, NMI, people, noise share")
     clusters.add_argument("out", help="output root of a clustered run")
@@ -105,7 +89,7 @@ def _evaluate_parser(sub) -> argparse.ArgumentParser:
     pairs.add_argument("--save-calibration", metavar="DIR",
                        help="store the threshold and calibration fitted on all pairs as DIR/<model>.json")
     pairs.add_argument("--json", action="store_true", help="print one JSON object")
-    add_settings_arguments(pairs)
+    add_settings_arguments(pairs, embedder=True)
     identify = kinds.add_parser("identify", help="open-set identification: DIR at FAR 1%% and 0.1%%, "
                                                  "nearest neighbour and SVM")
     identify.add_argument("--images", required=True, help="folder of Person/photo.jpg (the folder names the person)")
@@ -116,8 +100,7 @@ def _evaluate_parser(sub) -> argparse.ArgumentParser:
     identify.add_argument("--save-calibration", metavar="DIR",
                           help="store the model's calibration with the measured open-set distances as DIR/<model>.json")
     identify.add_argument("--json", action="store_true", help="print one JSON object")
-    add_settings_arguments(identify)
-    return parser
+    add_settings_arguments(identify, embedder=True)
 
 
 def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -209,18 +192,16 @@ def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser)
     return 0
 
 
-def _identify_parser(sub) -> argparse.ArgumentParser:
+def identify_arguments(parser: argparse.ArgumentParser) -> None:
     from facecluster.recognition.identification import add_identifier_arguments
 
-    parser = sub.add_parser("identify", help="name every face in some photos from a gallery, or \"unknown\"")
     parser.add_argument("photos", nargs="+", help="photos, or folders of photos")
     parser.add_argument("--gallery", required=True,
                         help="folder with one sub-folder of photos per named person, or run:OUT for the "
                              "people named in a run")
     add_identifier_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per face")
-    add_settings_arguments(parser)
-    return parser
+    add_settings_arguments(parser, embedder=True)
 
 
 def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -279,8 +260,7 @@ def identify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _train_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("train", help="triplet-loss training: a head on frozen embeddings, or (GPU) FaceNet itself")
+def train_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="folder with one sub-folder of photos per person")
     source.add_argument("--run", help="output root of a run whose people have names (head only)")
@@ -290,8 +270,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                              "training a head on frozen embeddings")
     parser.add_argument("--calibration-share", type=float, default=0.2,
                         help="share of people held out of training to calibrate the new distances")
-    add_settings_arguments(parser)
-    return parser
+    add_settings_arguments(parser, embedder=True)
 
 
 def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -355,8 +334,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _label_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("label", help="name, merge, move a face out, mark not-a-face: kept by every later run")
+def label_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output root of a clustered run (local folder)")
     actions = parser.add_subparsers(dest="action", required=True)
     name = actions.add_parser("name", help="give a person a name")
@@ -369,7 +347,6 @@ def _label_parser(sub) -> argparse.ArgumentParser:
     move.add_argument("face_id")
     not_face = actions.add_parser("not-a-face", help="a false detection: never cluster it")
     not_face.add_argument("face_id")
-    return parser
 
 
 def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -387,11 +364,9 @@ def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _report_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("report", help="a self-contained gallery page (HTML) of the people of a run")
+def report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output root of a clustered run")
     parser.add_argument("--to", help="where to write the page (default OUT/report/index.html)")
-    return parser
 
 
 def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -405,15 +380,13 @@ def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _verify_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("verify", help="are the main faces of two photos the same person?")
+def verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photo_a")
     parser.add_argument("photo_b")
     parser.add_argument("--prior", type=float, default=0.5,
                         help="share of pairs like this one that are the same person (default 0.5: even odds)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    add_settings_arguments(parser)
-    return parser
+    add_settings_arguments(parser, embedder=True)
 
 
 def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -450,42 +423,19 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-@user_errors
-def main(argv: list[str] | None = None) -> int:
-    from facecluster.jobs import cluster, embed, forget, ingest, knn_graph, people
-
-    parser = argparse.ArgumentParser(prog="facecluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = _run_parser(sub)
-    steps = {"ingest": ingest, "embed": embed, "cluster": cluster, "people": people, "forget": forget,
-             "knn-graph": knn_graph}
-    for name, job in steps.items():
-        job.build_parser(sub.add_parser(name, help=(job.__doc__ or "").strip().splitlines()[0]))
-    evaluate_parser = _evaluate_parser(sub)
-    verify_parser = _verify_parser(sub)
-    identify_parser = _identify_parser(sub)
-    train_parser = _train_parser(sub)
-    label_parser = _label_parser(sub)
-    report_parser = _report_parser(sub)
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in steps:
-        return steps[argv[0]].main(argv[1:])
-    if argv and argv[0] == "evaluate":
-        return evaluate(parser.parse_args(argv), evaluate_parser)
-    if argv and argv[0] == "report":
-        return report(parser.parse_args(argv), report_parser)
-    if argv and argv[0] == "label":
-        return label(parser.parse_args(argv), label_parser)
-    if argv and argv[0] == "train":
-        return train(parser.parse_args(argv), train_parser)
-    if argv and argv[0] == "identify":
-        return identify(parser.parse_args(argv), identify_parser)
-    if argv and argv[0] == "verify":
-        return verify(parser.parse_args(argv), verify_parser)
-    args, settings = parse_job_arguments(parser, argv)
-    return run(args, settings, run_parser)
+def settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--markdown", action="store_true", help="the table docs/settings.md holds")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from facecluster.core.settings import settings_reference
+
+    reference = settings_reference()
+    if args.markdown:
+        print(reference, end="")
+    else:
+        for line in reference.splitlines()[2:]:
+            key, default, what = (cell.strip().strip("`") for cell in line.strip("|").split(" | "))
+            print(f"{key} = {default}\n    {what}")
+    return 0
+

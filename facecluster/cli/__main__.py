@@ -1,0 +1,5 @@
+import sys
+
+from facecluster.cli import main
+
+sys.exit(main())
