@@ -162,8 +162,8 @@ ATTACH_VOTES = 5  # grouped faces of one person, among a not-grouped face's ATTA
 ATTACH_NEAREST = 10
 
 
-def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, member_distance: float
-                       ) -> np.ndarray:
+def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, member_distance: float,
+                       graph: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Give a not-grouped face the person that holds at least ATTACH_VOTES of its ATTACH_NEAREST
     nearest grouped faces within max_distance (and more of them than any other person), when
     it also lies within that person's radius of their centre (person_radius, with
@@ -180,9 +180,19 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
     alone = np.flatnonzero(labels == NOISE)
     if len(grouped) < ATTACH_VOTES or len(alone) == 0:
         return labels
-    distances, found = nearest_faces(X[alone], X[grouped], ATTACH_NEAREST)
+    if graph is None:
+        distances, found = nearest_faces(X[alone], X[grouped], ATTACH_NEAREST)
+        found = np.where(found >= 0, grouped[np.maximum(found, 0)], -1)
+    else:
+        # The kNN-graph algorithm's own graph (distances, indices): the grouped among each face's
+        # nearest, instead of a second search over millions of faces.
+        distances, found = graph[0][alone], graph[1][alone]
+        grouped_only = (found >= 0) & (labels[np.maximum(found, 0)] != NOISE)
+        rank = np.cumsum(grouped_only, axis=1)
+        keep = grouped_only & (rank <= ATTACH_NEAREST)
+        found = np.where(keep, found, -1)
     near = (found >= 0) & (distances <= max_distance)
-    people = np.where(near, labels[grouped[np.maximum(found, 0)]], NOISE)
+    people = np.where(near, labels[np.maximum(found, 0)], NOISE)
     chosen = np.full(len(alone), NOISE)
     for row, candidates in enumerate(people):
         candidates = candidates[candidates != NOISE]
@@ -312,7 +322,8 @@ class PeopleClusterer:
             self.probabilities_[self.labels_ == NOISE] = 0.0
         if self.attach_distance is not None and self.max_member_distance is not None:
             before = self.labels_
-            self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance)
+            graph = (model.distances_, model.neighbours_) if self.algorithm_ == "knn" else None
+            self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance, graph)
             # In no dense region of their person: the weakest members (HDBSCAN's scale is 0 to 1).
             self.probabilities_[(before == NOISE) & (self.labels_ != NOISE)] = 0.0
         return self
