@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from facecluster.core import tables
 from facecluster.core.catalogue import EMBED_PARTS, FACES, PHOTOS, PHOTO_STATUS, face_id_column
 from facecluster.core.errors import UserError
+from facecluster.core.progress import PhotoProgress
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.job_arguments import job_parser
 from facecluster.core.runtime import parse_job_arguments, table_path, user_errors
@@ -124,9 +125,11 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     n_tasks = max(spark.sparkContext.defaultParallelism, math.ceil(min(per_round, n_todo) / PHOTOS_PER_TASK))
     ranges = round_ranges(n_todo, per_round) if n_todo else []
     started = planned = time.monotonic()
+    progress = PhotoProgress(spark, "embed", n_photos, done_before=n_photos - n_todo)
     for number, (low, high) in enumerate(ranges, 1):
         results = embed_photos(todo.where(in_range(low, high)), embed_settings, weights_path, n_tasks)
-        tables.write_table(results, out, f"{PARTS}/{model}-{low or '00000000'}-{uuid.uuid4().hex[:8]}")
+        with progress.round(round(n_todo / len(ranges))):
+            tables.write_table(results, out, f"{PARTS}/{model}-{low or '00000000'}-{uuid.uuid4().hex[:8]}")
         if len(ranges) > 1:
             print(f"embed: round {number}/{len(ranges)} committed, {time.monotonic() - started:.0f} s", flush=True)
     embedded = time.monotonic()

@@ -30,8 +30,5 @@ echo "Setting up $venv (first run takes a few minutes) ..." >&2
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --no-cache-dir --upgrade pip
 "$venv/bin/python" -m pip install --quiet --no-cache-dir -r "$root/requirements.txt"
-# facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3; it runs fine on the
-# versions above, so it goes in without its pins and requirements.txt carries its real needs.
-"$venv/bin/python" -m pip install --quiet --no-cache-dir --no-deps facenet-pytorch==2.6.0
-"$venv/bin/python" -m pip install --quiet --no-cache-dir --no-deps --no-build-isolation -e "$root"
+"$venv/bin/python" -m pip install --quiet --no-cache-dir -e "$root"
 echo "$want" > "$stamp"

@@ -8,6 +8,8 @@ import re
 import sys
 
 from facecluster.core.errors import EXIT_STATUS, UserError
+
+QUIET_LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
 from facecluster.core.settings import SettingsError, load_settings
 
 
@@ -15,6 +17,8 @@ def settings_from(args: argparse.Namespace) -> dict:
     overrides = list(args.overrides)
     if getattr(args, "embedder", None):
         overrides.append(f"embed.embedder={args.embedder}")
+    if getattr(args, "verbose", False):
+        overrides.append("spark.log_level=warn")
     return load_settings(args.config, overrides)
 
 
@@ -48,12 +52,20 @@ def start_spark(settings: dict):
 
     builder = SparkSession.builder.appName(settings["spark"]["app_name"])
     under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    conf = dict(settings["spark"]["conf"])
+    level = settings["spark"]["log_level"]
     if not under_spark_submit:
         builder = builder.master(settings["spark"]["master"])
-    for key, value in settings["spark"]["conf"].items():
+        if level == "error":  # quiet from the JVM's first line, not only after the session exists
+            quiet = f"-Dlog4j2.configurationFile={QUIET_LOG}"
+            conf["spark.driver.extraJavaOptions"] = f"{conf.get('spark.driver.extraJavaOptions', '')} {quiet}".strip()
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel(level.upper())
+    address = spark.sparkContext.uiWebUrl
+    if address and not under_spark_submit:
+        print(f"Spark UI: {address}", flush=True)
     return spark
 
 

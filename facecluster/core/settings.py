@@ -121,6 +121,8 @@ RULES: dict[str, Rule] = {
     "spark.master": Rule(_text, "Spark master URL: local[*], yarn, k8s://..., spark://host:port"),
     "spark.app_name": Rule(_text, "name shown in the Spark UI"),
     "spark.conf": Rule(_spark_conf, "Spark properties passed as they are"),
+    "spark.log_level": Rule(_choice("error", "warn", "info"), "how much of Spark's own log is shown "
+                            "(--verbose: warn)"),
     "embed.embedder": Rule(_choice("auto", "facenet", "dlib"), "which network embeds the faces"),
     "embed.facenet_weights": Rule(_optional_file, "path to the FaceNet VGGFace2 weights"),
     "embed.device": Rule(_choice("auto", "cpu", "cuda"), "where the models run"),
