@@ -113,3 +113,12 @@ def test_the_driver_sets_its_threads_from_its_share(spark):
     assert use_driver_cpus(spark) == share
     assert torch.get_num_threads() == share
     assert numba.get_num_threads() == min(share, numba.config.NUMBA_NUM_THREADS)
+
+
+def test_the_settings_reference_is_generated_from_the_declarations():
+    from facecluster.core.settings import RULES, settings_reference
+
+    reference = settings_reference()
+    assert all(f"`{key}`" in reference for key in RULES)
+    written = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
+    assert written.endswith(reference), "docs/settings.md is stale: regenerate with `facecluster settings --markdown`"
