@@ -1,6 +1,6 @@
 """knn_graph: the k nearest neighbours of every face, searched on the executors.
 
-The first stage of clustering past one machine (README, "Past one machine"): the faces are
+The first stage of clustering past one machine (docs/benchmarks.md, "Past one machine"): the faces are
 split by an inverted file. k-means centres are trained on a sample on the driver (faiss); each
 face is stored in the list of its nearest centre and looked for in the lists of its `probes`
 nearest centres. One task searches one list exactly, and a face's neighbours from its probed

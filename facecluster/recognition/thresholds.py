@@ -9,7 +9,7 @@ from __future__ import annotations
 # The same-person (verification) threshold is not here: it is learned from labelled pairs with
 # the probability calibration (facecluster/recognition/verification.py, facecluster/recognition/calibration/<model>.json).
 # member_radius: how far a face may sit from the centroid of the rest of its person before
-#   clustering calls it a stranger; on LFW (README, Quality) 0.33 and 0.35 tie (pairwise
+#   clustering calls it a stranger; on LFW (docs/benchmarks.md, Clustering quality) 0.33 and 0.35 tie (pairwise
 #   precision 0.998 / 0.997, F 0.985 / 0.986); 0.35 keeps the sample archive's people whole
 #   (its photos span years: recall 0.96 against 0.86 at 0.33).
 # split_distance: average-linkage distance at which one cluster is split into two people.

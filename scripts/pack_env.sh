@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Packs a Python environment for Spark's executors: a fresh virtualenv with facecluster (and
+# everything it needs) installed from this checkout, packed with venv-pack. Ship it with
+#   spark-submit --archives ENV.tar#env --conf spark.pyspark.python=./env/bin/python jobs/embed.py ...
+# Usage: scripts/pack_env.sh OUT.tar|OUT.tar.gz   (a .tar packs in a minute; .tar.gz is smaller to ship)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="$(realpath -m "${1:?usage: scripts/pack_env.sh OUT.tar|OUT.tar.gz}")"
+python="${FACECLUSTER_PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+work="$(mktemp -d "${TMPDIR:-/tmp}/facecluster-env.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+"$python" -m venv "$work/env"
+"$work/env/bin/python" -m pip install --quiet --no-cache-dir --upgrade pip
+# Not editable: an executor has no checkout to point at.
+"$work/env/bin/python" -m pip install --quiet --no-cache-dir -r "$root/requirements.txt" "$root" venv-pack
+"$work/env/bin/python" -m pip check
+rm -f "$out"
+"$work/env/bin/venv-pack" --prefix "$work/env" --output "$out" --quiet
+echo "packed $(du -h "$out" | cut -f1) into $out"
