@@ -18,7 +18,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from facecluster.core.catalogue import FACES, IDENTITIES
-from facecluster.core.job_arguments import add_settings_arguments
+from facecluster.core.job_arguments import add_identifier_arguments, add_settings_arguments
 from facecluster.core.runtime import parse_job_arguments, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
@@ -50,8 +50,6 @@ def identify_faces(faces: DataFrame, identifier, model_id: str) -> DataFrame:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    from facecluster.recognition.identification import add_identifier_arguments
-
     parser = parser or argparse.ArgumentParser(prog="jobs/identify.py", description=__doc__,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output root of a run with a faces table")

@@ -63,3 +63,22 @@ def test_nothing_generic_is_installed_beside_the_package():
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert all(name == "facecluster" or name.startswith("facecluster.") for name in packages)
     assert not (ROOT / "facecluster" / "inspect.py").exists()  # it shadowed the standard library's inspect
+
+
+def test_the_command_line_answers_help_without_the_data_stack():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from facecluster.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in ('numpy', 'pandas', 'pyspark', 'torch', 'yaml') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['yaml']"  # yaml: the settings' defaults file, read when a command runs
+    shown = subprocess.run([sys.executable, "-m", "facecluster.cli", "embed", "--help"], capture_output=True,
+                           text=True, check=True).stdout
+    assert shown.startswith("usage: facecluster embed") and "--embedder" in shown
+    cluster_help = subprocess.run([sys.executable, "-m", "facecluster.cli", "cluster", "--help"], capture_output=True,
+                                  text=True, check=True).stdout
+    assert "--embedder" not in cluster_help and "--verbose" in cluster_help
+    version = subprocess.run([sys.executable, "-m", "facecluster.cli", "--version"], capture_output=True, text=True,
+                             check=True).stdout
+    assert version.startswith("facecluster ")

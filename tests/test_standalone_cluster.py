@@ -1,5 +1,7 @@
 """The same job files on a real Spark cluster: a standalone master and two workers on loopback,
-started with the pyspark package's own launcher; the tables equal those of local mode."""
+started with the pyspark package's own launcher, executors running Python from the environment
+scripts/pack_env.sh packs (shipped with --archives, as the README shows); the tables equal those
+of local mode."""
 import os
 import shutil
 import signal
@@ -79,6 +81,19 @@ def standalone(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def packed_env(tmp_path_factory):
+    """scripts/pack_env.sh's environment (a fresh venv with the package installed, venv-pack'ed),
+    deleted after the module: it is the size of torch."""
+    folder = tmp_path_factory.mktemp("packed")
+    packed = folder / "facecluster-env.tar"
+    done = subprocess.run([str(ROOT / "scripts" / "pack_env.sh"), str(packed)], capture_output=True, text=True,
+                          timeout=3600)
+    assert done.returncode == 0, f"pack_env.sh failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    yield packed
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster_photos") / "photos"
     for album in ("2019_birthday", "2021_wedding"):
@@ -86,19 +101,27 @@ def archive(tmp_path_factory):
     return root
 
 
-def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalone, archive, spark, settings,
-                                                                        tmp_path):
+def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalone, packed_env, archive, spark,
+                                                                        settings, tmp_path):
     url, master_log = standalone
     out = tmp_path / "cluster_run"
     common = ["--out", str(out), "--config", str(ROOT / "conf" / "cluster.yaml"), "--embedder", "dlib",
               *SMALL_EXECUTORS]
-    printed = {job: spark_submit(job, [*extra, *common], url, tmp_path)
+    # The driver runs here (client mode); the executors run the packed environment's Python.
+    shipped = ["--archives", f"{packed_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
+               "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+    printed = {job: spark_submit(job, [*extra, *common], url, tmp_path, shipped)
                for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", [])]}
     assert "ingest: 16 photos" in printed["ingest"]
     # The applications really ran on the cluster: the master granted executors on both workers.
     log = master_log.read_text(errors="replace")
     assert log.count("Registering app facecluster") >= 3
     assert "Launching executor" in log
+    # The executors unpacked the environment into their work folders; spark.pyspark.python points
+    # them at its Python (were it missing there, no Python worker could start and embed would fail).
+    home = master_log.parent
+    assert list(home.glob("work*/app-*/*/env/bin/python")), "no executor unpacked the packed environment"
+    assert list(home.glob("work*/app-*/*/env/lib/python3.11/site-packages/facecluster/udfs/embed_photos.py"))
 
     local = tmp_path / "local_run"
     ingest.ingest(spark, str(archive), str(local))

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from facecluster.core.job_arguments import add_settings_arguments
+from facecluster.core.job_arguments import add_identifier_arguments, add_settings_arguments
 from facecluster.core.runtime import settings_from
 from facecluster.output.session import job_session
 
@@ -193,8 +193,6 @@ def evaluate_identify(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 
 def identify_arguments(parser: argparse.ArgumentParser) -> None:
-    from facecluster.recognition.identification import add_identifier_arguments
-
     parser.add_argument("photos", nargs="+", help="photos, or folders of photos")
     parser.add_argument("--gallery", required=True,
                         help="folder with one sub-folder of photos per named person, or run:OUT for the "

@@ -27,6 +27,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser, embedder: bool = Fal
                             help="shortcut for --set embed.embedder=...")
 
 
+def add_identifier_arguments(parser) -> None:
+    """The identifier's options, shared by `facecluster identify` and jobs/identify.py."""
+    parser.add_argument("--method", choices=["nearest", "svm"], default="nearest",
+                        help="nearest enrolled face within the distance measured for --far (default, one photo per "
+                             "person is enough), or an SVM (several photos per person)")
+    parser.add_argument("--far", type=float, choices=[0.01, 0.001], default=0.01,
+                        help="nearest: the share of strangers that may be named (default 0.01); the distance "
+                             "for it was measured on strangers (facecluster evaluate identify)")
+    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance instead")
+    parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
+
+
 @job("ingest", "read a folder of photos (or a Parquet table of image bytes) into the photos table")
 def ingest(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photos", help="folder of photos (one sub-folder per album) or a Parquet table")

@@ -158,18 +158,6 @@ class SvmIdentifier:
         return np.where(probability >= self.min_probability, names, UNKNOWN)
 
 
-def add_identifier_arguments(parser) -> None:
-    """The identifier's command-line options, shared by `facecluster identify` and jobs/identify.py."""
-    parser.add_argument("--method", choices=["nearest", "svm"], default="nearest",
-                        help="nearest enrolled face within the distance measured for --far (default, one photo per "
-                             "person is enough), or an SVM (several photos per person)")
-    parser.add_argument("--far", type=float, choices=[0.01, 0.001], default=0.01,
-                        help="nearest: the share of strangers that may be named (default 0.01); the distance "
-                             "for it was measured on strangers (facecluster evaluate identify)")
-    parser.add_argument("--max-distance", type=float, help="nearest: accept within this distance instead")
-    parser.add_argument("--min-probability", type=float, default=0.5, help="svm: accept from this probability")
-
-
 def identifier_for(method: str, calibration, max_distance: float | None = None, min_probability: float = 0.5,
                    far: float = 0.01):
     """The identifier a command asked for."""

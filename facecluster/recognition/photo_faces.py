@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facecluster.core.catalogue import face_id
 from facecluster.measuring.evaluation import central_faces
 
 
@@ -38,18 +39,47 @@ def _from_run(run: str, photo_ids: set[str], model: str) -> tuple[pd.DataFrame, 
     return faces, status
 
 
-def embed_in_process(rows: pd.DataFrame, embed_settings: dict, weights: str | None
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(faces, photo_status) of the photos in `rows`, by the executors' code in this process."""
+BATCH = 16  # photos handed to the executors' code at once
+IN_WORKERS_FROM = 64  # photos; fewer are embedded here, since starting a worker costs seconds
+
+
+def _embed_batch(batch: pd.DataFrame, settings: dict, weights: str | None) -> pd.DataFrame:
     from facecluster.udfs.embed_photos import embed_photo_batches
 
+    return pd.concat(list(embed_photo_batches([batch], settings, weights)), ignore_index=True)
+
+
+def embed_in_process(rows: pd.DataFrame, embed_settings: dict, weights: str | None, workers: int | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(faces, photo_status) of the photos in `rows`, by the executors' code, on every core: one
+    worker process per core, each with one torch thread (dlib's network runs on one thread
+    whatever torch is given, and threads beyond a process's share run slower, not faster), with a
+    progress bar. A few photos are embedded in this process."""
+    workers = workers or len(os.sched_getaffinity(0))
+    batches = [rows.iloc[i:i + BATCH] for i in range(0, len(rows), BATCH)]
     settings = dict(embed_settings)
-    if settings["torch_threads"] == "auto":  # this process is the only task: all of its CPUs
-        settings["torch_threads"] = len(os.sched_getaffinity(0))
-    batch = 16
-    results = pd.concat(list(embed_photo_batches(
-        (rows.iloc[i:i + batch] for i in range(0, len(rows), batch)), settings, weights)), ignore_index=True)
-    faces = [{**face, "photo_id": r.photo_id, "face_id": f"{r.photo_id}:{face['face_index']}", "model": r.model}
+    if len(rows) < IN_WORKERS_FROM or workers == 1:
+        if settings["torch_threads"] == "auto":  # this process is the only task: all of its CPUs
+            settings["torch_threads"] = workers
+        parts = [_embed_batch(batch, settings, weights) for batch in batches]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from tqdm import tqdm
+
+        if settings["torch_threads"] == "auto":
+            settings["torch_threads"] = 1
+        # spawn, not fork: this process may hold torch's thread pools, which do not survive a fork.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
+                tqdm(total=len(rows), unit="photo", desc="embedding", mininterval=2.0) as bar:
+            futures = [pool.submit(_embed_batch, batch, settings, weights) for batch in batches]
+            parts = []
+            for future, batch in zip(futures, batches):
+                parts.append(future.result())
+                bar.update(len(batch))
+    results = pd.concat(parts, ignore_index=True)
+    faces = [{**face, "photo_id": r.photo_id, "face_id": face_id(r.photo_id, face["face_index"]), "model": r.model}
              for r in results.itertuples() for face in r.faces]
     faces = pd.DataFrame(faces, columns=["face_id", "photo_id", "box", "embedding", "model", "face_px"])
     return faces, results.drop(columns="faces")
