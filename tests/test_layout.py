@@ -62,6 +62,8 @@ def test_nothing_generic_is_installed_beside_the_package():
 
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert all(name == "facecluster" or name.startswith("facecluster.") for name in packages)
+    folders = {module_of(init.parent / "__init__.py") for init in (ROOT / "facecluster").rglob("__init__.py")}
+    assert folders | {"facecluster.jobs", "facecluster.udfs"} <= set(packages), "a sub-package is not installed"
     assert not (ROOT / "facecluster" / "inspect.py").exists()  # it shadowed the standard library's inspect
 
 

@@ -67,4 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "job", None):
         # A Spark job parses its own arguments, as under spark-submit: one path for both.
         return importlib.import_module(args.job).main(argv[argv.index(args.command) + 1:])
-    return args.handler(args, args.parser)
+    try:
+        return args.handler(args, args.parser)
+    except BrokenPipeError:  # `facecluster settings | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
