@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -45,7 +46,11 @@ def _wait_for_line(log: Path, text: str, count: int = 1, timeout: float = 120) -
 def standalone(tmp_path_factory):
     """spark://127.0.0.1:PORT with two workers of one core each; every process stopped after."""
     home = tmp_path_factory.mktemp("standalone")
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    # Each application's executors unpack the packed environment (the size of torch) into the
+    # worker's folder: a worker removes a finished application's folder within seconds.
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+           "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=2 "
+                                "-Dspark.worker.cleanup.appDataTtl=1"}
     port = _free_port()
     started = []
 
@@ -110,8 +115,23 @@ def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalon
     # The driver runs here (client mode); the executors run the packed environment's Python.
     shipped = ["--archives", f"{packed_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
                "--conf", f"spark.pyspark.driver.python={sys.executable}"]
-    printed = {job: spark_submit(job, [*extra, *common], url, tmp_path, shipped)
-               for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", [])]}
+    home = master_log.parent
+    seen: set[str] = set()
+    watching = threading.Event()
+
+    def watch():  # a finished application's folder goes within seconds: look while they run
+        while not watching.wait(0.5):
+            seen.update(str(p.relative_to(home)) for p in home.glob("work*/app-*/*/env/lib/python3.11/site-packages/"
+                                                                     "facecluster/udfs/embed_photos.py"))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        printed = {job: spark_submit(job, [*extra, *common], url, tmp_path, shipped)
+                   for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", [])]}
+    finally:
+        watching.set()
+        watcher.join()
     assert "ingest: 16 photos" in printed["ingest"]
     # The applications really ran on the cluster: the master granted executors on both workers.
     log = master_log.read_text(errors="replace")
@@ -119,9 +139,7 @@ def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalon
     assert "Launching executor" in log
     # The executors unpacked the environment into their work folders; spark.pyspark.python points
     # them at its Python (were it missing there, no Python worker could start and embed would fail).
-    home = master_log.parent
-    assert list(home.glob("work*/app-*/*/env/bin/python")), "no executor unpacked the packed environment"
-    assert list(home.glob("work*/app-*/*/env/lib/python3.11/site-packages/facecluster/udfs/embed_photos.py"))
+    assert seen, "no executor unpacked the packed environment"
 
     local = tmp_path / "local_run"
     ingest.ingest(spark, str(archive), str(local))
