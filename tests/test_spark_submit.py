@@ -20,9 +20,10 @@ def test_the_four_jobs_run_under_spark_submit(tmp_path):
         (archive / album).mkdir(parents=True, exist_ok=True)
         shutil.copy(ARCHIVE / album / name, archive / album / name)
     out = tmp_path / "out"
-    common = ["--out", str(out), "--embedder", "dlib"]
+    common = ["--out", str(out)]
     printed = {job: spark_submit(job, [*extra, *common], "local[2]", tmp_path)
-               for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", []), ("people", [])]}
+               for job, extra in [("ingest", [str(archive)]), ("embed", ["--embedder", "dlib"]), ("cluster", []),
+                                       ("people", [])]}
     assert "ingest: 7 photos" in printed["ingest"]
     assert "7 photos (6 with faces, 1 without, 0 errors), 6 faces" in printed["embed"]
     assert "cluster: 6 faces -> 2 people" in printed["cluster"]

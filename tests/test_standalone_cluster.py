@@ -110,8 +110,7 @@ def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalon
                                                                         settings, tmp_path):
     url, master_log = standalone
     out = tmp_path / "cluster_run"
-    common = ["--out", str(out), "--config", str(ROOT / "conf" / "cluster.yaml"), "--embedder", "dlib",
-              *SMALL_EXECUTORS]
+    common = ["--out", str(out), "--config", str(ROOT / "conf" / "cluster.yaml"), *SMALL_EXECUTORS]
     # The driver runs here (client mode); the executors run the packed environment's Python.
     shipped = ["--archives", f"{packed_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
                "--conf", f"spark.pyspark.driver.python={sys.executable}"]
@@ -128,7 +127,7 @@ def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalon
     watcher.start()
     try:
         printed = {job: spark_submit(job, [*extra, *common], url, tmp_path, shipped)
-                   for job, extra in [("ingest", [str(archive)]), ("embed", []), ("cluster", [])]}
+                   for job, extra in [("ingest", [str(archive)]), ("embed", ["--embedder", "dlib"]), ("cluster", [])]}
     finally:
         watching.set()
         watcher.join()
