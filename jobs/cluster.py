@@ -80,7 +80,8 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
     if model and clustered.any() and incremental:
         labels, probabilities, outlier_scores = add_to_people(meta, matrix, clustered, previous, cluster_settings, model)
     elif model and clustered.any():
-        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[clustered])
+        photos = meta["photo_id"].to_numpy()
+        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[clustered], photos[clustered])
         labels[clustered] = clusterer.labels_
         probabilities[clustered] = clusterer.probabilities_
         outlier_scores[clustered] = clusterer.outlier_scores_
@@ -119,6 +120,7 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
         radius = calibration.identification_distance(0.01)
     except CalibrationMissing:  # not measured for this model: its clustering radius, a looser rule
         calibration, radius = None, member_radius(model)
+    photos = meta["photo_id"].to_numpy()
     before = previous.set_index("face_id")
     old = meta["face_id"].map(before["person_id"])
     labels = np.full(len(meta), NOISE, dtype=np.int64)
@@ -135,12 +137,21 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
         distance = distance[:, 0]
         joins = distance <= radius
         new_rows = np.flatnonzero(new)
+        # Two faces of one photo are two people: a new face does not join a person who has a
+        # face of its photo already (the nearer of two newcomers of one photo goes first).
+        taken = set(zip(labels[grouped].tolist(), photos[grouped].tolist()))
+        for row in np.flatnonzero(joins)[np.argsort(distance[joins], kind="stable")]:
+            pair = (int(labels[rows[nearest[row, 0]]]), photos[new_rows[row]])
+            if pair in taken:
+                joins[row] = False
+            else:
+                taken.add(pair)
         labels[new_rows[joins]] = labels[rows[nearest[joins, 0]]]
         probabilities[new_rows[joins]] = (calibration.predict_proba(distance[joins]) if calibration is not None
                                           else 1.0)
     leftover = clustered & (labels == NOISE)
     if leftover.sum() >= 2:
-        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[leftover])
+        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[leftover], photos[leftover])
         found = clusterer.labels_
         start = int(max(labels.max(), previous["person_id"].max())) + 1
         labels[leftover] = np.where(found == NOISE, NOISE, found + start)

@@ -158,12 +158,33 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
     return labels
 
 
+def one_face_per_photo(X: np.ndarray, labels: np.ndarray, photos: np.ndarray | None) -> np.ndarray:
+    """Two faces of one photo are two people: where a person holds several faces of one photo,
+    the face nearest the person's centre stays and the others become noise (attach_not_grouped
+    may then find them their own person). A user's label says otherwise where it must (a
+    mirror, a photo of a photo): labels are applied after clustering."""
+    if photos is None:
+        return labels
+    labels = labels.copy()
+    for _, members in members_by_person(labels):
+        shared = photos[members]
+        if len(np.unique(shared)) == len(shared):
+            continue
+        centre = X[members].mean(axis=0)
+        distance = np.linalg.norm(X[members] - centre / max(np.linalg.norm(centre), 1e-12), axis=1)
+        order = np.lexsort((distance, shared))  # by photo, nearest the centre first
+        later = np.r_[False, shared[order][1:] == shared[order][:-1]]
+        labels[members[order[later]]] = NOISE
+    return labels
+
+
 ATTACH_VOTES = 5  # grouped faces of one person, among a not-grouped face's ATTACH_NEAREST nearest
 ATTACH_NEAREST = 10
 
 
 def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, member_distance: float,
-                       graph: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                       graph: tuple[np.ndarray, np.ndarray] | None = None, photos: np.ndarray | None = None
+                       ) -> np.ndarray:
     """Give a not-grouped face the person that holds at least ATTACH_VOTES of its ATTACH_NEAREST
     nearest grouped faces within max_distance (and more of them than any other person), when
     it also lies within that person's radius of their centre (person_radius, with
@@ -173,7 +194,8 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
     because no dense region holds them, though several of the person's faces are as close as
     one person's faces are. One close face is weak evidence (a look-alike); several are not,
     unless the person has thousands of faces: then a stranger finds three of them close by
-    chance, and only the person's centre tells."""
+    chance, and only the person's centre tells. A face never joins a person who already has a
+    face of its photo (photos: each face's photo, or None)."""
     from facecluster.grouping.knn_hdbscan import nearest_faces
 
     grouped = np.flatnonzero(labels != NOISE)
@@ -211,7 +233,17 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
         centre /= max(np.linalg.norm(centre), 1e-12)
         radius = person_radius(_off_the_rest(X[members]), member_distance)
         inside = np.linalg.norm(X[alone[joining]] - centre, axis=1) <= radius
-        labels[alone[joining[inside]]] = person
+        joined = alone[joining[inside]]
+        if photos is not None:  # one face per photo: theirs first, then the nearest newcomer
+            joined = joined[np.argsort(np.linalg.norm(X[joined] - centre, axis=1), kind="stable")]
+            taken = set(photos[members].tolist())
+            keep = []
+            for face in joined:
+                if photos[face] not in taken:
+                    taken.add(photos[face])
+                    keep.append(face)
+            joined = np.asarray(keep, dtype=np.int64)
+        labels[joined] = person
     return labels
 
 
@@ -273,17 +305,18 @@ class PeopleClusterer:
             return self.algorithm
         return "exact" if n_faces <= AUTO_EXACT_UP_TO else "knn"
 
-    def fit(self, X: np.ndarray) -> "PeopleClusterer":
+    def fit(self, X: np.ndarray, photos: np.ndarray | None = None) -> "PeopleClusterer":
+        """photos: each face's photo (any ids): two faces of one photo are never one person."""
         # The kNN-graph algorithm finds copies in the graph it builds (KnnHDBSCAN).
         if self.duplicate_distance and self.chosen_algorithm(len(X)) == "exact":
             representatives, group = collapse_near_duplicates(X, self.duplicate_distance)
             if len(representatives) < len(X):
                 once = copy.copy(self)
                 once.duplicate_distance = None
-                once.fit(X[representatives])
+                once.fit(X[representatives], None if photos is None else photos[representatives])
                 self.algorithm_ = getattr(once, "algorithm_", None)
-                self.labels_ = once.labels_[group]
-                self.probabilities_ = once.probabilities_[group]
+                self.labels_ = one_face_per_photo(X, once.labels_[group], photos)
+                self.probabilities_ = np.where(self.labels_ == NOISE, 0.0, once.probabilities_[group])
                 self.outlier_scores_ = once.outlier_scores_[group]
                 return self
         n = len(X)
@@ -320,13 +353,16 @@ class PeopleClusterer:
         if self.max_member_distance is not None:
             self.labels_ = prune_strangers(X, self.labels_, self.max_member_distance, self.min_cluster_size)
             self.probabilities_[self.labels_ == NOISE] = 0.0
+        self.labels_ = one_face_per_photo(X, self.labels_, photos)
+        self.probabilities_[self.labels_ == NOISE] = 0.0
         if self.attach_distance is not None and self.max_member_distance is not None:
             before = self.labels_
             graph = (model.distances_, model.neighbours_) if self.algorithm_ == "knn" else None
-            self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance, graph)
+            self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
+                                              photos)
             # In no dense region of their person: the weakest members (HDBSCAN's scale is 0 to 1).
             self.probabilities_[(before == NOISE) & (self.labels_ != NOISE)] = 0.0
         return self
 
-    def fit_predict(self, X: np.ndarray) -> np.ndarray:
-        return self.fit(X).labels_
+    def fit_predict(self, X: np.ndarray, photos: np.ndarray | None = None) -> np.ndarray:
+        return self.fit(X, photos).labels_

@@ -92,7 +92,8 @@ def merge_suggestions(run: dict[str, pd.DataFrame], top: int = 20, max_distance:
     """Pairs of people whose centroids are close, nearest first: perhaps one person split in two
     (across albums, or by pose and age). `cross_album` marks pairs seen in different albums only,
     the usual case of one person filed twice. max_distance None: the model's measured
-    suggestion distance (facecluster/recognition/thresholds.py)."""
+    suggestion distance (facecluster/recognition/thresholds.py). Two people with faces in one photo
+    are never suggested: a photo shows two people (a label can still merge them)."""
     if max_distance is None:
         from facecluster.recognition.thresholds import suggest_merge_distance
 
@@ -101,11 +102,17 @@ def merge_suggestions(run: dict[str, pd.DataFrame], top: int = 20, max_distance:
     if len(people) < 2:
         return pd.DataFrame(columns=["person_a", "person_b", "distance", "cross_album", "albums_a", "albums_b"])
     pairs = close_people(np.stack(people["centroid"].to_numpy()).astype(np.float32), neighbours=5)
+    photos_of = {}
+    if "assignments" in run:  # two people seen in one photo are two people: never suggested as one
+        faces = run["faces"][["face_id", "photo_id"]].merge(run["assignments"][["face_id", "person_id"]], on="face_id")
+        photos_of = faces.groupby("person_id")["photo_id"].agg(set).to_dict()
     rows = []
-    for i, j, distance in pairs[:top]:
-        if distance > max_distance:
+    for i, j, distance in pairs:
+        if distance > max_distance or len(rows) == top:
             break
         a, b = people.iloc[i], people.iloc[j]
+        if photos_of.get(int(a.person_id), set()) & photos_of.get(int(b.person_id), set()):
+            continue
         rows.append({"person_a": int(a.person_id), "person_b": int(b.person_id), "distance": float(distance),
                      "cross_album": not set(a.albums) & set(b.albums),
                      "albums_a": list(a.albums), "albums_b": list(b.albums)})
