@@ -55,7 +55,8 @@ def test_a_second_run_embeds_nothing_and_writes_no_duplicates(spark, reference, 
 
 
 def _start_embed(out, photos_per_round=ROUND):
-    command = [sys.executable, "-m", "facecluster.cli", "embed", "--out", str(out), "--embedder", "dlib",
+    # --verbose: Spark's warnings ("Lost task") are what shows a killed worker's task was run again.
+    command = [sys.executable, "-m", "facecluster.cli", "embed", "--out", str(out), "--embedder", "dlib", "--verbose",
                "--set", f"embed.photos_per_round={photos_per_round}", "--set", "spark.master=local[2,4]"]
     # A session of its own, so that killing the group takes the JVM and its Python workers too.
     return subprocess.Popen(command, cwd=ROOT, start_new_session=True,
