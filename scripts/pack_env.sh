@@ -10,7 +10,9 @@ python="${FACECLUSTER_PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 work="$(mktemp -d "${TMPDIR:-/tmp}/facecluster-env.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-"$python" -m venv "$work/env"
+# --copies: the interpreter itself, not a link to it (Spark refuses to unpack a link that points
+# outside the archive); its standard library is the one at the same path on every node.
+"$python" -m venv --copies "$work/env"
 "$work/env/bin/python" -m pip install --quiet --no-cache-dir --upgrade pip
 # Not editable: an executor has no checkout to point at.
 "$work/env/bin/python" -m pip install --quiet --no-cache-dir -r "$root/requirements.txt" "$root" venv-pack
