@@ -1,14 +1,11 @@
 """The same job files on a real Spark cluster: a standalone master and two workers on loopback,
-started with the pyspark package's own launcher, executors running Python from the environment
-scripts/pack_env.sh packs (shipped with --archives, as the README shows); the tables equal those
-of local mode."""
+started with the pyspark package's own launcher; the tables equal those of local mode."""
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -46,11 +43,7 @@ def _wait_for_line(log: Path, text: str, count: int = 1, timeout: float = 120) -
 def standalone(tmp_path_factory):
     """spark://127.0.0.1:PORT with two workers of one core each; every process stopped after."""
     home = tmp_path_factory.mktemp("standalone")
-    # Each application's executors unpack the packed environment (the size of torch) into the
-    # worker's folder: a worker removes a finished application's folder within seconds.
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=2 "
-                                "-Dspark.worker.cleanup.appDataTtl=1"}
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     port = _free_port()
     started = []
 
@@ -86,19 +79,6 @@ def standalone(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def packed_env(tmp_path_factory):
-    """scripts/pack_env.sh's environment (a fresh venv with the package installed, venv-pack'ed),
-    deleted after the module: it is the size of torch."""
-    folder = tmp_path_factory.mktemp("packed")
-    packed = folder / "facecluster-env.tar"
-    done = subprocess.run([str(ROOT / "scripts" / "pack_env.sh"), str(packed)], capture_output=True, text=True,
-                          timeout=3600)
-    assert done.returncode == 0, f"pack_env.sh failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    yield packed
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster_photos") / "photos"
     for album in ("2019_birthday", "2021_wedding"):
@@ -106,39 +86,18 @@ def archive(tmp_path_factory):
     return root
 
 
-def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalone, packed_env, archive, spark,
-                                                                        settings, tmp_path):
+def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalone, archive, spark, settings,
+                                                                        tmp_path):
     url, master_log = standalone
     out = tmp_path / "cluster_run"
     common = ["--out", str(out), "--config", str(ROOT / "conf" / "cluster.yaml"), *SMALL_EXECUTORS]
-    # The driver runs here (client mode); the executors run the packed environment's Python.
-    shipped = ["--archives", f"{packed_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
-               "--conf", f"spark.pyspark.driver.python={sys.executable}"]
-    home = master_log.parent
-    seen: set[str] = set()
-    watching = threading.Event()
-
-    def watch():  # a finished application's folder goes within seconds: look while they run
-        while not watching.wait(0.5):
-            seen.update(str(p.relative_to(home)) for p in home.glob("work*/app-*/*/env/lib/python3.11/site-packages/"
-                                                                     "facecluster/udfs/embed_photos.py"))
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        printed = {job: spark_submit(job, [*extra, *common], url, tmp_path, shipped)
-                   for job, extra in [("ingest", [str(archive)]), ("embed", ["--embedder", "dlib"]), ("cluster", [])]}
-    finally:
-        watching.set()
-        watcher.join()
+    printed = {job: spark_submit(job, [*extra, *common], url, tmp_path)
+               for job, extra in [("ingest", [str(archive)]), ("embed", ["--embedder", "dlib"]), ("cluster", [])]}
     assert "ingest: 16 photos" in printed["ingest"]
     # The applications really ran on the cluster: the master granted executors on both workers.
     log = master_log.read_text(errors="replace")
     assert log.count("Registering app facecluster") >= 3
     assert "Launching executor" in log
-    # The executors unpacked the environment into their work folders; spark.pyspark.python points
-    # them at its Python (were it missing there, no Python worker could start and embed would fail).
-    assert seen, "no executor unpacked the packed environment"
 
     local = tmp_path / "local_run"
     ingest.ingest(spark, str(archive), str(local))
