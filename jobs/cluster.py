@@ -23,7 +23,7 @@ from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_mo
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
 from facecluster.grouping.people import assignments_table, people_table
-from facecluster.grouping.people_tables import (APPLIED_SCHEMA, extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
+from facecluster.grouping.people_tables import (extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
                                        write_people_tables)
 from facecluster.core.job_arguments import job_parser
 from facecluster.core.runtime import parse_job_arguments, table_path, use_driver_cpus, user_errors
@@ -170,7 +170,7 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
     assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id, Constraints(applied), previous)
     if len(added):
-        write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=APPLIED_SCHEMA),
+        write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=LABELS_APPLIED.schema),
                     out, "labels_applied", files=1)
     write_people_tables(spark, out, assignments, people)
     return run_id

@@ -23,7 +23,6 @@ from facecluster.core.runtime import parse_job_arguments, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
-IDENTITIES_SCHEMA = IDENTITIES.schema
 
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
@@ -46,7 +45,7 @@ def identify_faces(faces: DataFrame, identifier, model_id: str) -> DataFrame:
                                 "distance": getattr(model, "distance_", np.full(len(batch), np.nan)),
                                 "model": model_id})
 
-    return faces.mapInPandas(name_batches, IDENTITIES_SCHEMA)
+    return faces.mapInPandas(name_batches, IDENTITIES.schema)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

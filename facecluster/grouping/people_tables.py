@@ -9,13 +9,10 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from facecluster.core.catalogue import ASSIGNMENTS, FACES, LABELS_APPLIED, PEOPLE, PERSON_ALBUMS, PHOTOS
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, PEOPLE, PERSON_ALBUMS, PHOTOS
 from facecluster.core.runtime import table_path
 from facecluster.core.tables import write_table
 
-ASSIGNMENTS_SCHEMA = ASSIGNMENTS.schema
-APPLIED_SCHEMA = LABELS_APPLIED.schema
-PEOPLE_SCHEMA = PEOPLE.schema
 
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
@@ -45,8 +42,8 @@ def write_people_tables(spark: SparkSession, out: str, assignments: pd.DataFrame
     photo_batch = spark.conf.get(batch_key)
     spark.conf.set(batch_key, "200000")
     try:
-        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS_SCHEMA), out, ASSIGNMENTS.name, files=1)
-        write_table(spark.createDataFrame(people, schema=PEOPLE_SCHEMA), out, PEOPLE.name, files=1)
+        write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS.schema), out, ASSIGNMENTS.name, files=1)
+        write_table(spark.createDataFrame(people, schema=PEOPLE.schema), out, PEOPLE.name, files=1)
     finally:
         spark.conf.set(batch_key, photo_batch)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecluster.training.triplet import pk_batch, triplet_loss
+from facecluster.training.triplet import descend, pk_batch, triplet_loss
 
 LAST_LAYERS = ("block8", "last_linear", "last_bn")
 
@@ -95,12 +95,7 @@ class FacenetFinetuner:
             rows = pk_batch(by_person, self.people_per_batch, self.faces_per_person, rng)
             loss, active = triplet_loss(model(_standardise(chips[rows], self.device)), labels[rows],
                                         self.margin, self.mining)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            self.history_.append((step, float(loss.detach()), active))
-            if self.log and (step % self.log_every == 0 or step == 1):
-                self.log(f"step {step:5d}  loss {self.history_[-1][1]:.4f}  active triplets {active:.3f}")
+            descend(self, optimiser, step, loss, active)
         self.model_ = model.eval()
         return self
 

@@ -68,6 +68,17 @@ def pk_batch(by_person: list[np.ndarray], people: int, faces: int, rng: np.rando
     return np.concatenate([rng.choice(by_person[p], size=faces, replace=len(by_person[p]) < faces) for p in chosen])
 
 
+def descend(trainer, optimiser, step: int, loss, active: float) -> None:
+    """One optimiser step on a triplet loss, recorded in trainer.history_ and logged every
+    trainer.log_every steps (both trainers: the head here, FaceNet in finetune.py)."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    trainer.history_.append((step, float(loss.detach()), active))
+    if trainer.log and (step % trainer.log_every == 0 or step == 1):
+        trainer.log(f"step {step:5d}  loss {trainer.history_[-1][1]:.4f}  active triplets {active:.3f}")
+
+
 class TripletTrainer:
     """fit(embeddings, people) trains head_; history_ holds (step, loss, active share)."""
 
@@ -98,12 +109,7 @@ class TripletTrainer:
         for step in range(1, self.steps + 1):
             rows = torch.from_numpy(pk_batch(by_person, self.people_per_batch, self.faces_per_person, rng))
             loss, active = triplet_loss(self.head_(X[rows]), labels[rows], self.margin, self.mining)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            self.history_.append((step, float(loss.detach()), active))
-            if self.log and (step % self.log_every == 0 or step == 1):
-                self.log(f"step {step:5d}  loss {self.history_[-1][1]:.4f}  active triplets {active:.3f}")
+            descend(self, optimiser, step, loss, active)
         self.head_.eval()
         return self
 
