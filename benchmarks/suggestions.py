@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from facecluster.grouping.clustering import PeopleClusterer  # noqa: E402
 from facecluster.measuring.evaluation import central_faces, person_from_folder  # noqa: E402
 from facecluster.viewing.runs import close_people  # noqa: E402
-from facecluster.recognition.thresholds import member_radius, split_distance  # noqa: E402
+from facecluster.recognition.thresholds import distances  # noqa: E402
 from facecluster.recognition.verification import DistanceCalibration  # noqa: E402
 
 MODEL = "dlib-resnet-v1"
@@ -47,8 +47,8 @@ def main() -> None:
     people = []  # one row per (album, person found there)
     for album, rows in faces.groupby("album").groups.items():
         rows = np.asarray(list(rows))
-        labels = PeopleClusterer(min_samples=2, split_distance=split_distance(MODEL),
-                                 max_member_distance=member_radius(MODEL)).fit(X[rows]).labels_
+        labels = PeopleClusterer(min_samples=2, split_distance=distances(MODEL).split_distance,
+                                 max_member_distance=distances(MODEL).member_radius).fit(X[rows]).labels_
         for label in set(labels) - {-1}:
             members = rows[labels == label]
             centroid = X[members].mean(axis=0)

@@ -62,26 +62,43 @@ def new_label_rows(labels: pd.DataFrame | None, applied: pd.DataFrame, previous:
     return snapshot(labels, first, previous)
 
 
+def clustered_faces(meta: pd.DataFrame, cluster_settings: dict, constraints: Constraints) -> np.ndarray:
+    """The faces large enough to recognise and not labelled "not a face"."""
+    clustered = meta["face_px"].to_numpy(dtype=np.float64) >= cluster_settings["min_face_px"]
+    return clustered & ~meta["face_id"].isin(constraints.not_faces).to_numpy()
+
+
+def model_distances(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray):
+    """The model's distances; for a model never measured on labelled faces, fitted to this
+    archive's faces that share a photo (facecluster/recognition/thresholds.py)."""
+    from facecluster.recognition.thresholds import distances
+
+    model = check_one_model(meta["model"])
+    return distances(model, matrix[clustered], meta["photo_id"].to_numpy()[clustered]) if model else None
+
+
 def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, run_id: str,
-                  constraints: Constraints | None = None, previous: pd.DataFrame | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  constraints: Constraints | None = None, previous: pd.DataFrame | None = None,
+                  distances=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """HDBSCAN over the faces large enough to recognise; the others (and faces labelled "not a
     face") are kept, marked clustered = false, in no person. The users' labels are obeyed and
     person ids carried over from `previous` (facecluster/curation/labels.py)."""
     constraints = constraints or Constraints(pd.DataFrame(columns=APPLIED_COLUMNS))
     model = check_one_model(meta["model"])
-    clustered = meta["face_px"].to_numpy(dtype=np.float64) >= cluster_settings["min_face_px"]
-    clustered &= ~meta["face_id"].isin(constraints.not_faces).to_numpy()
+    clustered = clustered_faces(meta, cluster_settings, constraints)
+    distances = distances or model_distances(meta, matrix, clustered)
     labels = np.full(len(meta), NOISE, dtype=np.int64)
     probabilities = np.zeros(len(meta))
     outlier_scores = np.full(len(meta), np.nan)
     incremental = (cluster_settings["mode"] == "incremental" and previous is not None
                    and (previous["person_id"] != NOISE).any())
     if model and clustered.any() and incremental:
-        labels, probabilities, outlier_scores = add_to_people(meta, matrix, clustered, previous, cluster_settings, model)
+        labels, probabilities, outlier_scores = add_to_people(meta, matrix, clustered, previous, cluster_settings,
+                                                              model, distances)
     elif model and clustered.any():
         photos = meta["photo_id"].to_numpy()
-        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[clustered], photos[clustered])
+        clusterer = PeopleClusterer.from_settings(cluster_settings, model, distances).fit(matrix[clustered],
+                                                                                          photos[clustered])
         labels[clustered] = clusterer.labels_
         probabilities[clustered] = clusterer.probabilities_
         outlier_scores[clustered] = clusterer.outlier_scores_
@@ -101,7 +118,7 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
 
 
 def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray, previous: pd.DataFrame,
-                  cluster_settings: dict, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  cluster_settings: dict, model: str, distances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An incremental run: the people of the last run keep their faces; each new face joins the
     person of its nearest grouped face when that face is within the model's open-set distance
     (the distance at which 1% of strangers would be taken for someone: facecluster identify's
@@ -112,14 +129,13 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     kept between runs (the kNN-graph algorithm has none), and it can never start a new person,
     which is what most faces of a new album are."""
     from facecluster.grouping.knn_hdbscan import nearest_faces
-    from facecluster.recognition.thresholds import member_radius
     from facecluster.recognition.verification import CalibrationMissing, DistanceCalibration
 
     try:
         calibration = DistanceCalibration.load(model)
         radius = calibration.identification_distance(0.01)
     except CalibrationMissing:  # not measured for this model: its clustering radius, a looser rule
-        calibration, radius = None, member_radius(model)
+        calibration, radius = None, distances.member_radius
     photos = meta["photo_id"].to_numpy()
     before = previous.set_index("face_id")
     old = meta["face_id"].map(before["person_id"])
@@ -151,7 +167,8 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
                                           else 1.0)
     leftover = clustered & (labels == NOISE)
     if leftover.sum() >= 2:
-        clusterer = PeopleClusterer.from_settings(cluster_settings, model).fit(matrix[leftover], photos[leftover])
+        clusterer = PeopleClusterer.from_settings(cluster_settings, model, distances).fit(matrix[leftover],
+                                                                                          photos[leftover])
         found = clusterer.labels_
         start = int(max(labels.max(), previous["person_id"].max())) + 1
         labels[leftover] = np.where(found == NOISE, NOISE, found + start)
@@ -168,7 +185,11 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     added = new_label_rows(labels, applied, previous)  # before any work: a wrong label stops here
     applied = pd.concat([applied, added], ignore_index=True) if len(added) else applied
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
-    assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id, Constraints(applied), previous)
+    constraints = Constraints(applied)
+    distances = model_distances(meta, matrix, clustered_faces(meta, cluster_settings, constraints))
+    if distances and not distances.measured:
+        print(f"cluster: distances {distances.source}", flush=True)
+    assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id, constraints, previous, distances)
     if len(added):
         write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=LABELS_APPLIED.schema),
                     out, "labels_applied", files=1)

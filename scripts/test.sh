@@ -3,6 +3,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/bootstrap.sh"
-"$root/scripts/browser.sh"
+"$root/scripts/system_packages.sh"
 cd "$root"
 exec "$root/.venv/bin/python" -m pytest "$@"

@@ -83,3 +83,29 @@ def people_folders(tmp_path_factory):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{row['person']}_{len(list(folder.iterdir())) + 1:04d}.jpg").write_bytes(content)
     return root
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """The standalone-cluster test ships a packed environment that takes minutes to build (a
+    fresh venv, then venv-pack): start building it now, beside the other tests."""
+    import subprocess
+    import tempfile
+
+    if any(item.nodeid.startswith("tests/test_standalone_cluster.py") for item in items):
+        folder = Path(tempfile.mkdtemp(prefix="facecluster-packed-"))
+        log = (folder / "pack.log").open("w")
+        config.packed_env = (folder / "facecluster-env.tar.gz",
+                             subprocess.Popen(["bash", str(ROOT / "scripts" / "pack_env.sh"),
+                                               str(folder / "facecluster-env.tar.gz")],
+                                              stdout=log, stderr=subprocess.STDOUT))
+
+
+def pytest_unconfigure(config):
+    packed = getattr(config, "packed_env", None)
+    if packed is not None:
+        path, process = packed
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        shutil.rmtree(path.parent, ignore_errors=True)

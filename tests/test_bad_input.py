@@ -173,6 +173,21 @@ def test_looking_at_a_run_reads_no_photo_bytes(sample_run):
     run = load_run(sample_run)
     assert "content" not in run["photos"].columns and len(run["photos"]) == 26
     assert {"photo_id", "path", "albums"} <= set(run["photos"].columns)
+    assert "landmarks" not in run["faces"].columns and "thumb" in run["faces"].columns
+
+
+def test_a_run_is_inspected_where_it_lies_through_a_uri(sample_run, tmp_path):
+    """file:// here; hdfs:// and s3a:// go through the same pyarrow file systems."""
+    from facecluster.cli import main
+    from facecluster.viewing.runs import load_run
+
+    local, remote = load_run(sample_run), load_run(f"file://{sample_run}")
+    assert local.keys() == remote.keys() and len(local["faces"]) > 0
+    for name in local:
+        pd.testing.assert_frame_equal(local[name].sort_values(local[name].columns[0]).reset_index(drop=True),
+                                      remote[name].sort_values(remote[name].columns[0]).reset_index(drop=True))
+    assert main(["report", f"file://{sample_run}", "--to", str(tmp_path / "page.html")]) == 0
+    assert (tmp_path / "page.html").read_text().count("<img") > 0
 
 
 def test_a_malformed_label_line_stops_cluster_with_one_line(sample_run, tmp_path, capsys):

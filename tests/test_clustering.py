@@ -201,3 +201,34 @@ def test_a_face_left_out_joins_the_person_holding_most_of_its_nearest_faces():
     assert attached[0] == 0 and attached[1] == 0
     assert attached[60] == -1  # the stranger has no person's faces near: stays out
     assert (attach_not_grouped(X, labels, max_distance=0.01, member_distance=0.35)[[0, 1]] == -1).all()
+
+
+def test_distances_of_an_unmeasured_model_are_fitted_to_the_archives_faces_sharing_a_photo(settings):
+    """A model without measured distances gets the reference model's scaled by the median distance
+    of the archive's own pairs of faces in one photo; too few such pairs leave the guessed ones."""
+    from facecluster.recognition import thresholds
+
+    rng = np.random.default_rng(0)
+    unit = rng.normal(size=(600, 64))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    # a wider model: every distance 2.5 times dlib's scale; 150 photos of 4 faces (900 pairs)
+    X = unit * 2.5
+    photos = np.repeat(np.arange(150), 4)
+    pairs = thresholds.same_photo_distances(X, photos)
+    assert len(pairs) == 150 * 6
+    first_photo = np.linalg.norm(X[:4, None] - X[None, :4], axis=2)[np.triu_indices(4, 1)]
+    assert np.allclose(np.sort(pairs[:6]), np.sort(first_photo))
+    fitted = thresholds.distances("facenet-vggface2", X, photos)
+    scale = np.median(pairs) / thresholds.SAME_PHOTO_MEDIAN[thresholds.REFERENCE]
+    reference = thresholds.distances(thresholds.REFERENCE)
+    assert fitted.member_radius == pytest.approx(reference.member_radius * scale)
+    assert fitted.split_distance == pytest.approx(reference.split_distance * scale)
+    assert "fitted to this archive: 900 pairs" in fitted.source and not fitted.measured
+    # one face per photo: nothing to fit from
+    assert thresholds.distances("facenet-vggface2", X, np.arange(600)) == thresholds.GUESSED["facenet-vggface2"]
+    # a measured model keeps its own, whatever the archive
+    assert thresholds.distances(thresholds.REFERENCE, X, photos) == reference
+    clusterer = PeopleClusterer.from_settings(settings["cluster"], "facenet-vggface2", fitted)
+    assert clusterer.max_member_distance == pytest.approx(fitted.member_radius)
+    assert clusterer.attach_distance == pytest.approx(fitted.attach)
+

@@ -1,5 +1,7 @@
 """The same job files on a real Spark cluster: a standalone master and two workers on loopback,
-started with the pyspark package's own launcher; the tables equal those of local mode."""
+started with the pyspark package's own launcher, the executors running Python from the packed
+environment that `scripts/pack_env.sh` builds, shipped with `--archives` as the README shows;
+the tables equal those of local mode."""
 import os
 import shutil
 import signal
@@ -43,7 +45,8 @@ def _wait_for_line(log: Path, text: str, count: int = 1, timeout: float = 120) -
 def standalone(tmp_path_factory):
     """spark://127.0.0.1:PORT with two workers of one core each; every process stopped after."""
     home = tmp_path_factory.mktemp("standalone")
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    # No Python on the workers' path: an executor can only run the one its application ships.
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": str(home / "no-python-here")}
     port = _free_port()
     started = []
 
@@ -64,7 +67,7 @@ def standalone(tmp_path_factory):
                    "--cores", "1", "--memory", "3g", "--webui-port", str(_free_port()),
                    "--work-dir", str(home / f"work{i}"))
         _wait_for_line(master_log, "Registering worker", count=2)
-        yield url, master_log
+        yield url, master_log, home
     finally:
         for process in started:
             if process.poll() is None:
@@ -79,6 +82,20 @@ def standalone(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def packed_env(pytestconfig):
+    """scripts/pack_env.sh's archive (a fresh venv with the package installed from this checkout),
+    built in the background from the start of the test run (tests/conftest.py)."""
+    path, process = pytestconfig.packed_env
+    assert process.wait(timeout=1800) == 0, \
+        f"pack_env.sh failed:\n{(path.parent / 'pack.log').read_text()[-4000:]}"
+    return path
+
+
+def _executor_environments(home: Path) -> list[Path]:
+    return sorted(home.glob("work*/app-*/*/env"))
+
+
+@pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster_photos") / "photos"
     for album in ("2019_birthday", "2021_wedding"):
@@ -86,13 +103,23 @@ def archive(tmp_path_factory):
     return root
 
 
-def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalone, archive, spark, settings,
-                                                                        tmp_path):
-    url, master_log = standalone
+def test_ingest_embed_cluster_on_a_standalone_cluster_equal_local_mode(standalone, packed_env, archive, spark,
+                                                                        settings, tmp_path):
+    url, master_log, home = standalone
     out = tmp_path / "cluster_run"
     common = ["--out", str(out), "--config", str(ROOT / "conf" / "cluster.yaml"), *SMALL_EXECUTORS]
-    printed = {job: spark_submit(job, [*extra, *common], url, tmp_path)
-               for job, extra in [("ingest", [str(archive)]), ("embed", ["--embedder", "dlib"]), ("cluster", [])]}
+    ship = ["--archives", f"{packed_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
+            "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+    printed = {}
+    for job, extra in [("ingest", [str(archive)]), ("embed", ["--embedder", "dlib"]), ("cluster", [])]:
+        printed[job] = spark_submit(job, [*extra, *common], url, tmp_path, extra=ship)
+        # Each executor unpacked the environment into its own folder and ran Python from there.
+        unpacked = _executor_environments(home)
+        assert unpacked and all((env / "bin" / "python").is_file() for env in unpacked), job
+        logs = [p.read_text(errors="replace") for p in home.glob("work*/app-*/*/stderr")]
+        assert any(f"{packed_env.name}#env" in log and "Unpacking an archive" in log for log in logs), job
+        for env in unpacked:  # 7 GB each: the finished application's copies go before the next
+            shutil.rmtree(env)
     assert "ingest: 16 photos" in printed["ingest"]
     # The applications really ran on the cluster: the master granted executors on both workers.
     log = master_log.read_text(errors="replace")

@@ -5,6 +5,7 @@
     facecluster label --out OUT name PERSON NAME | merge PERSON OTHER | move-out FACE | not-a-face FACE
     facecluster forget --out OUT --person ID | --photo PATH_OR_ID
     facecluster report OUT                    a gallery page (HTML) of the people
+    facecluster export OUT --to DIR           XMP face regions for photo managers, and a CSV
     facecluster verify PHOTO_A PHOTO_B        same person? distance and calibrated probability
     facecluster identify PHOTOS --gallery G   who is each face, or "unknown"
     facecluster evaluate clusters|pairs|identify ...    scores against people whose names are known
@@ -29,13 +30,14 @@ IN_PROCESS = {
     "run": "the whole job: ingest, embed, cluster, people",
     "label": "name, merge, move a face out, mark not-a-face: kept by every later run",
     "report": "a self-contained gallery page (HTML) of the people of a run",
+    "export": "XMP sidecars with the named people's face regions (digiKam, Lightroom, Immich) and a CSV",
     "verify": "are the main faces of two photos the same person?",
     "identify": "name every face in some photos from a gallery, or \"unknown\"",
     "evaluate": "score a run against people whose names are known",
     "train": "triplet-loss training: a head on frozen embeddings, or (GPU) FaceNet itself",
     "settings": "every setting, its default and what it does",
 }
-ORDER = ["run", "ingest", "embed", "cluster", "people", "label", "forget", "report", "verify", "identify",
+ORDER = ["run", "ingest", "embed", "cluster", "people", "label", "forget", "report", "export", "verify", "identify",
          "evaluate", "train", "knn-graph", "settings"]
 
 

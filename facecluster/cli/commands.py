@@ -378,6 +378,27 @@ def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="output root of a clustered run (a folder or a file://, hdfs:// or s3a:// URI)")
+    parser.add_argument("--to", required=True, help="folder for the sidecars (mirroring the archive) and faces.csv")
+    parser.add_argument("--beside-originals", action="store_true",
+                        help="write each sidecar beside its photo instead (never over a sidecar it did not write)")
+
+
+def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from facecluster.output.export import ExportError, export_run
+
+    try:
+        done = export_run(args.out, args.to, args.beside_originals)
+    except (OSError, KeyError, ExportError) as exc:
+        parser.exit(2, f"facecluster export: {exc}\n")
+    print(f"export: {done['sidecars']} sidecars with {done['named_faces']} named faces "
+          f"({done['removed']} of the last export removed); {done['faces']} faces in {done['csv']}")
+    for path in done["skipped"]:
+        print(f"export: kept {path}: it was not written by facecluster", file=sys.stderr)
+    return 0
+
+
 def verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photo_a")
     parser.add_argument("photo_b")

@@ -288,15 +288,17 @@ class PeopleClusterer:
         self.attach_distance = attach_distance
 
     @classmethod
-    def from_settings(cls, cluster_settings: dict, model_id: str) -> "PeopleClusterer":
+    def from_settings(cls, cluster_settings: dict, model_id: str, model_distances=None) -> "PeopleClusterer":
+        """model_distances: the model's distances (facecluster.recognition.thresholds.distances) for
+        the settings left at "auto"; by default the model's measured or guessed ones."""
         from facecluster.recognition import thresholds
 
-        measured = {"max_member_distance": thresholds.member_radius, "split_distance": thresholds.split_distance,
-                    "duplicate_distance": thresholds.duplicate_distance,
-                    "cluster_selection_epsilon": thresholds.selection_epsilon,
-                    "attach_distance": thresholds.attach_distance}
-        distances = {key: find(model_id) if cluster_settings[key] == "auto" else cluster_settings[key]
-                     for key, find in measured.items()}
+        chosen = model_distances or thresholds.distances(model_id)
+        measured = {"max_member_distance": chosen.member_radius, "split_distance": chosen.split_distance,
+                    "duplicate_distance": chosen.duplicate, "cluster_selection_epsilon": chosen.selection_epsilon,
+                    "attach_distance": chosen.attach}
+        distances = {key: value if cluster_settings[key] == "auto" else cluster_settings[key]
+                     for key, value in measured.items()}
         return cls(**distances, **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples",
                                                                     "cluster_selection_method", "algorithm", "device")})
 

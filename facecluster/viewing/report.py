@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from facecluster.core.lock import local_path
 from facecluster.viewing.runs import faces_of_people, load_run, merge_suggestions, people_in_several_albums
 
 STYLE = """
@@ -83,7 +84,9 @@ def build_report(out: str | Path, faces_per_person: int = 12, max_people: int = 
 
 def write_report(out: str | Path, to: str | Path | None = None) -> Path:
     """OUT/report/index.html unless `to` says otherwise; `forget` deletes OUT/report."""
-    path = Path(to) if to else Path(out) / "report" / "index.html"
+    if to is None and local_path(str(out)) is None:
+        raise OSError(f"{out} is not on this machine: say where to write the page with --to")
+    path = Path(to) if to else Path(local_path(str(out))) / "report" / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build_report(out), encoding="utf-8")
     return path

@@ -10,23 +10,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-# The photos' bytes are the archive itself (gigabytes): looking at a run never needs them.
-NOT_READ = {"photos": {"content"}}
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, PEOPLE, PERSON_ALBUMS, PHOTO_STATUS, PHOTOS
 
 
-def load_run(out: str | Path) -> dict[str, pd.DataFrame]:
-    """The tables of a run as pandas, each without the columns in NOT_READ."""
-    import pyarrow.dataset as ds
+# What looking at a run reads: the columns the notebook, the report and the functions below use.
+# Never the photos' bytes (the archive itself: gigabytes) nor the faces' landmarks.
+VIEW_COLUMNS = {
+    PHOTOS: ["photo_id", "album", "path", "albums"],
+    PHOTO_STATUS: ["photo_id", "status", "error", "n_faces"],
+    FACES: ["face_id", "photo_id", "album", "path", "face_px", "embedding", "model", "thumb"],
+    ASSIGNMENTS: ["face_id", "person_id", "probability", "clustered"],
+    PEOPLE: ["person_id", "name", "n_faces", "n_photos", "albums", "n_albums", "exemplar_face_id", "centroid"],
+    PERSON_ALBUMS: ["person_id", "album", "n_faces"],
+}
 
-    out = Path(out)
-    run = {}
-    for name in ("photos", "photo_status", "faces", "assignments", "people", "person_albums"):
-        if (out / name).exists():
-            columns = [c for c in ds.dataset(out / name, partitioning="hive").schema.names
-                       if c not in NOT_READ.get(name, ())]
-            run[name] = pd.read_parquet(out / name, columns=columns)
-    return run
+
+def load_run(out: str | Path, columns: dict | None = None) -> dict[str, pd.DataFrame]:
+    """The tables of a run as pandas, only the columns in `columns` (VIEW_COLUMNS by default);
+    OUT is a folder or a URI pyarrow can open (file://, hdfs://, s3a://)."""
+    from facecluster.core.run_reader import has_table, read_table
+
+    return {table.name: read_table(out, table, names) for table, names in (columns or VIEW_COLUMNS).items()
+            if has_table(out, table)}
 
 
 def faces_of_people(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -95,9 +100,11 @@ def merge_suggestions(run: dict[str, pd.DataFrame], top: int = 20, max_distance:
     suggestion distance (facecluster/recognition/thresholds.py). Two people with faces in one photo
     are never suggested: a photo shows two people (a label can still merge them)."""
     if max_distance is None:
-        from facecluster.recognition.thresholds import suggest_merge_distance
+        from facecluster.recognition.thresholds import distances
 
-        max_distance = suggest_merge_distance(run["faces"]["model"].iloc[0])
+        faces = run["faces"]
+        max_distance = distances(faces["model"].iloc[0], np.stack(faces["embedding"].to_numpy()),
+                                 faces["photo_id"].to_numpy()).suggest_merge
     people = run["people"].reset_index(drop=True)
     if len(people) < 2:
         return pd.DataFrame(columns=["person_a", "person_b", "distance", "cross_album", "albums_a", "albums_b"])

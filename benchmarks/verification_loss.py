@@ -1,0 +1,157 @@
+"""Where dlib's verification accuracy goes between its published LFW figure and ours: the same
+dev pairs, the same MTCNN faces, one change at a time in how the face reaches the network.
+
+    .venv/bin/python benchmarks/verification_loss.py [--pairs ../shared/data/lfw_pairs_dev.txt]
+
+Variants (each an embedding per photo, then LFW's 10-fold accuracy):
+  mtcnn box      MTCNN's box handed to dlib's 5-point shape predictor as it is
+  hog-like box   MTCNN's box mapped to where dlib's HOG detector would draw it (the embed job)
+  hog box        dlib's own HOG detector box where it finds the same face, else the mapped box
+  + mirror       the mean of the chip's and its mirror image's descriptors
+  + jitter N     dlib's num_jitters (random crops, rotations and flips of the chip, averaged)
+Faces are found once (MTCNN, the embed job's settings) and cached in --cache.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from facecluster.core.settings import load_settings  # noqa: E402
+from facecluster.recognition.verification import read_pairs, ten_fold  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _photo(path: str) -> np.ndarray:
+    from facecluster.udfs.decode import decode_photo
+
+    return decode_photo(Path(path).read_bytes(), 200_000_000).pixels
+
+
+_MODELS: dict = {}
+
+
+def _init(settings: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from facecluster.udfs.detector import FaceDetector
+    from facecluster.udfs.dlib_resnet import DlibEmbedder
+
+    _MODELS["detector"] = FaceDetector(torch.device("cpu"), settings["max_canvas"], settings["min_face_size"],
+                                       settings["detection_thresholds"], settings["min_det_score"])
+    _MODELS["embedder"] = DlibEmbedder()
+
+
+def _central_face(path: str):
+    """(box, landmarks) of the face nearest the photo's centre, as `evaluate pairs` picks it."""
+    pixels = _photo(path)
+    faces = _MODELS["detector"].detect([pixels])[0]
+    if not faces:
+        return None
+    height, width = pixels.shape[:2]
+    centre = np.array([width / 2, height / 2])
+    face = min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))
+    return face.box, face.landmarks
+
+
+def _hog_box(pixels: np.ndarray, box: np.ndarray):
+    """dlib's HOG detector box overlapping MTCNN's face (IoU >= 0.3), or None."""
+    import dlib
+
+    if "hog" not in _MODELS:
+        _MODELS["hog"] = dlib.get_frontal_face_detector()
+    best, best_iou = None, 0.3
+    for r in _MODELS["hog"](pixels, 1):
+        hog = np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64)
+        inter = np.prod(np.clip(np.minimum(hog[2:], box[2:]) - np.maximum(hog[:2], box[:2]), 0, None))
+        union = np.prod(hog[2:] - hog[:2]) + np.prod(box[2:] - box[:2]) - inter
+        if inter / union > best_iou:
+            best, best_iou = hog, inter / union
+    return best
+
+
+def _chip(pixels, box) -> np.ndarray:
+    import dlib
+
+    embedder = _MODELS["embedder"]
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    shape = embedder.shape_predictor(pixels, rect)
+    return np.asarray(dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
+
+
+def _descriptors(job) -> dict[str, np.ndarray]:
+    from facecluster.udfs.dlib_resnet import dlib_box
+
+    path, found, jitters = job
+    if found is None:
+        return {}
+    box, _ = found
+    pixels = _photo(path)
+    resnet = _MODELS["embedder"].resnet
+    hog = _hog_box(pixels, np.asarray(box, dtype=np.float64))
+    chips = {"mtcnn box": _chip(pixels, box), "hog-like box": _chip(pixels, dlib_box(box)),
+             "hog box": _chip(pixels, hog if hog is not None else dlib_box(box))}
+    out = {name: np.asarray(resnet.compute_face_descriptor(chip)) for name, chip in chips.items()}
+    for name in ("hog-like box", "hog box"):
+        mirrored = np.asarray(resnet.compute_face_descriptor(np.ascontiguousarray(chips[name][:, ::-1])))
+        out[f"{name} + mirror"] = out[name] + mirrored
+    if jitters:
+        out[f"hog-like box + jitter {jitters}"] = np.asarray(
+            resnet.compute_face_descriptor(chips["hog-like box"], num_jitters=jitters))
+    out["found by hog"] = np.array([hog is not None])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", default=str(SHARED / "lfw_pairs_dev.txt"))
+    parser.add_argument("--images", default=str(SHARED / "lfw"))
+    parser.add_argument("--jitters", type=int, default=0, help="also dlib's num_jitters (0: skip, slow)")
+    parser.add_argument("--cache", default=str(ROOT / ".cache" / "verification_faces.npz"))
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+
+    pairs = read_pairs(args.pairs, args.images)
+    paths = sorted({p for a, b, _ in pairs for p in (a, b)})
+    settings = load_settings(overrides=["embed.embedder=dlib"])["embed"]
+    started = time.perf_counter()
+    with get_context("spawn").Pool(args.workers, initializer=_init, initargs=(settings,)) as pool:
+        cache = Path(args.cache)
+        if cache.exists():
+            stored = np.load(cache, allow_pickle=True)
+            faces = dict(zip(stored["paths"], stored["faces"]))
+        else:
+            faces = dict(zip(paths, pool.map(_central_face, paths, chunksize=16)))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, paths=np.array(paths), faces=np.array([faces[p] for p in paths], dtype=object))
+        print(f"{len(paths)} photos, faces found in {sum(f is not None for f in faces.values())} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+        results = pool.map(_descriptors, [(p, faces[p], args.jitters) for p in paths], chunksize=16)
+    print(f"descriptors in {time.perf_counter() - started:.0f} s", flush=True)
+    by_path = dict(zip(paths, results))
+    print(f"dlib's HOG detector found the same face in {sum(bool(r.get('found by hog', [False])[0]) for r in results)}"
+          f" of {len(paths)} photos")
+    names = [n for n in results[next(i for i, r in enumerate(results) if r)] if n != "found by hog"]
+    scored = [(a, b, same) for a, b, same in pairs if by_path[a] and by_path[b]]
+    print(f"{len(scored)} of {len(pairs)} pairs scored (a pair with no face in a photo is left out)\n")
+    print(f"{'variant':<28} {'10-fold accuracy':>18}")
+    for name in names:
+        def unit(v):
+            return v / np.linalg.norm(v)
+        distances = [float(np.linalg.norm(unit(by_path[a][name]) - unit(by_path[b][name]))) for a, b, _ in scored]
+        accuracies = np.array(ten_fold(distances, [s for _, _, s in scored])["accuracies"])
+        print(f"{name:<28} {100 * accuracies.mean():6.2f}% ± {100 * accuracies.std():.2f}")
+
+
+if __name__ == "__main__":
+    main()

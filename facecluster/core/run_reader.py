@@ -1,0 +1,50 @@
+"""Reading a run's tables without Spark, wherever the run lies: a local folder, file://, hdfs://,
+s3a:// (through pyarrow's file systems), and only the columns asked for, so that looking at a
+run never reads the photos' bytes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from facecluster.core.catalogue import Table
+
+
+def filesystem_of(out: str | Path):
+    """(pyarrow file system, path inside it) of an output root."""
+    from pyarrow import fs
+
+    text = str(out)
+    if text.startswith("s3a://"):  # Hadoop's name for S3; pyarrow knows it as s3://
+        text = "s3://" + text[len("s3a://"):]
+    if text.startswith("file:") and not text.startswith("file://"):  # Spark's file:/a/b
+        text = "file://" + text[len("file:"):]
+    if "://" in text:
+        return fs.FileSystem.from_uri(text)
+    return fs.LocalFileSystem(), str(Path(text).resolve())
+
+
+def has_table(out: str | Path, table: Table) -> bool:
+    from pyarrow import fs
+
+    filesystem, base = filesystem_of(out)
+    return filesystem.get_file_info(f"{base}/{table.name}").type == fs.FileType.Directory
+
+
+def table_columns(out: str | Path, table: Table) -> list[str]:
+    import pyarrow.dataset as ds
+
+    filesystem, base = filesystem_of(out)
+    return ds.dataset(f"{base}/{table.name}", filesystem=filesystem, format="parquet", partitioning="hive").schema.names
+
+
+def read_table(out: str | Path, table: Table, columns: list[str]) -> pd.DataFrame:
+    """The table's rows, only these columns."""
+    import pyarrow.dataset as ds
+
+    filesystem, base = filesystem_of(out)
+    dataset = ds.dataset(f"{base}/{table.name}", filesystem=filesystem, format="parquet", partitioning="hive")
+    missing = [c for c in columns if c not in dataset.schema.names]
+    if missing:
+        raise KeyError(f"{table.name} has no column {', '.join(missing)} (written by an older version?)")
+    return dataset.to_table(columns=columns).to_pandas()

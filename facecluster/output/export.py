@@ -1,0 +1,213 @@
+"""Taking the people to photo managers: XMP sidecars with the Metadata Working Group's face
+regions (digiKam, Lightroom, Immich, exiftool read them) and a CSV of every grouped face.
+
+One sidecar per archive file holding a named person, named FILE.EXT.xmp, in a folder that
+mirrors the archive: originals are never touched, and a sidecar is written beside an original
+only when asked. MWG regions are given in the photo as stored: the area (centre x, y and w, h,
+normalised) and the applied-to dimensions are those of the pixels before the EXIF orientation
+turns them upright, as the MWG guidance says; facecluster's boxes are upright, so each is turned
+back. A re-export replaces what the last one wrote (listed in the folder's manifest) and removes
+what it no longer writes; a sidecar it did not write is never overwritten.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+import pandas as pd
+
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, PEOPLE, PHOTO_FILES, PHOTO_STATUS
+from facecluster.core.lock import local_path
+
+MANIFEST = ".facecluster-export.json"
+CSV_NAME = "faces.csv"
+CSV_COLUMNS = ["person_id", "name", "album", "path", "x1", "y1", "x2", "y2"]
+
+
+class ExportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    x: float  # centre, normalised to the stored width
+    y: float
+    w: float
+    h: float
+
+
+def local_file(path: str) -> Path:
+    """An archive path as Spark wrote it (file:/a/b.jpg) as a local path."""
+    local = local_path(path)
+    if local is None:
+        raise ExportError(f"{path}: sidecars are written for photos on this machine's file system")
+    return Path(local)
+
+
+def orientation_of(path: Path) -> int:
+    """The photo's EXIF orientation (1 when it has none or cannot be read): its header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            value = int(image.getexif().get(0x0112, 1))
+    except (OSError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def stored_box(box, width: float, height: float, orientation: int) -> tuple[float, float, float, float]:
+    """An upright box (x1, y1, x2, y2) of a W x H upright photo, in the photo's stored pixels."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    W, H = float(width), float(height)
+
+    def to_stored(x, y):
+        return {1: (x, y), 2: (W - x, y), 3: (W - x, H - y), 4: (x, H - y),
+                5: (y, x), 6: (y, W - x), 7: (H - y, W - x), 8: (H - y, x)}[orientation]
+
+    corners = np.array([to_stored(x1, y1), to_stored(x2, y2)])
+    return (*corners.min(axis=0), *corners.max(axis=0))
+
+
+def stored_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation >= 5 else (width, height)
+
+
+def sidecar_xml(regions: list[Region], stored_width: int, stored_height: int) -> str:
+    items = "".join(
+        f"""
+     <rdf:li>
+      <rdf:Description mwg-rs:Name={quoteattr(r.name)} mwg-rs:Type="Face">
+       <mwg-rs:Area stArea:x="{r.x:.6f}" stArea:y="{r.y:.6f}" stArea:w="{r.w:.6f}" stArea:h="{r.h:.6f}" stArea:unit="normalized"/>
+      </rdf:Description>
+     </rdf:li>""" for r in regions)
+    return f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="facecluster">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"
+    xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"
+    xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/Dimensions#">
+   <mwg-rs:Regions rdf:parseType="Resource">
+    <mwg-rs:AppliedToDimensions stDim:w="{stored_width}" stDim:h="{stored_height}" stDim:unit="pixel"/>
+    <mwg-rs:RegionList>
+     <rdf:Bag>{items}
+     </rdf:Bag>
+    </mwg-rs:RegionList>
+   </mwg-rs:Regions>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def archive_root(files: pd.DataFrame) -> str:
+    """The folder the archive was ingested from: each path is ROOT/ALBUM/..., or ROOT/NAME for a
+    photo at the root (album ''); the root most paths agree on."""
+    votes: dict[str, int] = {}
+    for path, album in zip(files["path"], files["album"]):
+        if not album:
+            candidates = {path.rsplit("/", 1)[0]}
+        else:
+            marker = f"/{album}/"
+            candidates, start = set(), path.find(marker)
+            while start >= 0:
+                candidates.add(path[:start])
+                start = path.find(marker, start + 1)
+        for candidate in candidates:
+            votes[candidate] = votes.get(candidate, 0) + 1
+    if not votes:
+        raise ExportError("the run lists no photo files")
+    return max(votes, key=lambda root: (votes[root], -len(root)))
+
+
+def faces_to_export(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every grouped face with its person, name, the photo's upright size and every archive path
+    of the photo (one row per face and path)."""
+    faces = run["faces"].merge(run["assignments"], on="face_id")
+    faces = faces[faces["person_id"] >= 0]
+    faces = faces.merge(run["people"][["person_id", "name"]], on="person_id", how="left")
+    faces = faces.merge(run["photo_status"][["photo_id", "width", "height"]], on="photo_id")
+    files = run["photo_files"][["photo_id", "path", "album"]]
+    return faces.drop(columns=["path", "album"], errors="ignore").merge(files, on="photo_id")
+
+
+def export_people(run: dict[str, pd.DataFrame], to: str | os.PathLike, beside_originals: bool = False) -> dict:
+    """Write the sidecars and faces.csv; what was written, kept and removed."""
+    target = Path(to).resolve()
+    faces = faces_to_export(run)
+    root = archive_root(run["photo_files"])
+    root_path = local_file(root).resolve() if len(faces) else None
+    if root_path is not None and not beside_originals and (target == root_path or root_path in target.parents
+                                                           or target in root_path.parents):
+        raise ExportError(f"{target} holds or lies inside the archive {root_path}: export to a folder of its own, "
+                          "or write the sidecars beside the photos with --beside-originals")
+    target.mkdir(parents=True, exist_ok=True)
+    manifest_path = target / MANIFEST
+    before = set(json.loads(manifest_path.read_text())["sidecars"]) if manifest_path.exists() else set()
+
+    written, skipped = [], []
+    named = faces[faces["name"].notna() & (faces["name"] != "")]
+    for path, photo_faces in named.groupby("path", sort=True):
+        original = local_file(path)
+        relative = original.resolve().relative_to(root_path)
+        sidecar = (original.parent if beside_originals else target / relative.parent) / f"{original.name}.xmp"
+        if sidecar.exists() and str(sidecar) not in before:
+            skipped.append(str(sidecar))  # a sidecar of another tool, or the user's: never overwritten
+            continue
+        orientation = orientation_of(original)
+        first = photo_faces.iloc[0]
+        stored_w, stored_h = stored_size(int(first["width"]), int(first["height"]), orientation)
+        regions = []
+        for face in photo_faces.itertuples():
+            x1, y1, x2, y2 = stored_box(face.box, face.width, face.height, orientation)
+            x1, x2 = max(0.0, x1), min(float(stored_w), x2)
+            y1, y2 = max(0.0, y1), min(float(stored_h), y2)
+            regions.append(Region(str(face.name), (x1 + x2) / 2 / stored_w, (y1 + y2) / 2 / stored_h,
+                                  (x2 - x1) / stored_w, (y2 - y1) / stored_h))
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        partial = sidecar.with_name(sidecar.name + ".partial")
+        partial.write_text(sidecar_xml(regions, stored_w, stored_h), encoding="utf-8")
+        partial.replace(sidecar)
+        written.append(str(sidecar))
+
+    removed = [p for p in sorted(before - set(written)) if Path(p).exists()]
+    for path in removed:
+        Path(path).unlink()
+
+    table = faces.sort_values(["person_id", "path", "face_index"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for face in table.itertuples():
+        writer.writerow([face.person_id, "" if pd.isna(face.name) else face.name, face.album, local_path(face.path) or face.path,
+                         *(f"{v:.1f}" for v in face.box)])
+    (target / CSV_NAME).write_text(buffer.getvalue(), encoding="utf-8")
+    manifest_path.write_text(json.dumps({"sidecars": written}, indent=1))
+    return {"sidecars": len(written), "removed": len(removed), "skipped": skipped, "faces": len(table),
+            "named_faces": len(named), "csv": str(target / CSV_NAME)}
+
+
+# What the export reads of a run: never the photos' bytes nor the embeddings.
+EXPORT_COLUMNS = {
+    FACES: ["face_id", "photo_id", "face_index", "box"],
+    ASSIGNMENTS: ["face_id", "person_id"],
+    PEOPLE: ["person_id", "name"],
+    PHOTO_STATUS: ["photo_id", "width", "height"],
+    PHOTO_FILES: ["photo_id", "path", "album"],
+}
+
+
+def export_run(out: str, to: str | os.PathLike, beside_originals: bool = False) -> dict:
+    from facecluster.core.run_reader import read_table
+
+    run = {table.name: read_table(out, table, columns) for table, columns in EXPORT_COLUMNS.items()}
+    return export_people(run, to, beside_originals)

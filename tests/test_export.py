@@ -1,0 +1,199 @@
+"""`facecluster export`: the named people's face regions as XMP sidecars, read back by an
+independent reader (exiftool), on plain photos, photos stored turned with an EXIF orientation,
+and cropped photos of odd sizes; the originals untouched, a re-export replacing the last."""
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.conftest import ARCHIVE
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+EXIFTOOL = shutil.which("exiftool")
+LOCAL = ["--set", "spark.master=local[2]"]
+# A photo stored turned: the stored pixels are the upright photo under this PIL operation, and
+# the EXIF orientation tells a viewer how to turn them back (PIL's exif_transpose undoes it).
+STORED = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180,
+          5: Image.Transpose.TRANSPOSE, 2: Image.Transpose.FLIP_LEFT_RIGHT}
+TURNED_FROM = ["2019_birthday/img44.jpg", "2021_wedding/img43.jpg", "2019_birthday/img50.jpg",
+               "2021_wedding/img8.jpg", "2019_birthday/img5.jpg"]
+CROPPED_FROM = ["2019_birthday/img46.jpg", "2021_wedding/img51.jpg"]
+
+
+def facecluster(*words) -> int:
+    from facecluster.cli import main
+
+    words = [str(w) for w in words]
+    extra = ["--embedder", "dlib"] if words[0] == "run" else []
+    return main([*words, *extra, *(LOCAL if words[0] in ("run", "cluster") else [])])
+
+
+def digest_of(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """Two albums as they are, and an album of photos stored turned (EXIF orientation 2, 3, 5, 6,
+    8) or cropped to odd sizes. Returns (root, orientation the test applied per file)."""
+    root = tmp_path_factory.mktemp("export") / "photos"
+    for album in ("2019_birthday", "2021_wedding"):
+        shutil.copytree(ARCHIVE / album, root / album)
+    turned = root / "turned"
+    turned.mkdir()
+    applied = {}
+    for (orientation, operation), source in zip(STORED.items(), TURNED_FROM):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        name = f"o{orientation}_{Path(source).name}"
+        Image.open(ARCHIVE / source).convert("RGB").transpose(operation).save(turned / name, quality=92,
+                                                                               exif=exif.tobytes())
+        applied[f"turned/{name}"] = orientation
+    for source in CROPPED_FROM:
+        image = Image.open(ARCHIVE / source).convert("RGB")
+        width, height = image.size
+        image.crop((int(width * 0.07) + 1, int(height * 0.05), width - int(width * 0.03), height - 3)).save(
+            turned / f"crop_{Path(source).name}", quality=92)
+    return root, applied
+
+
+@pytest.fixture(scope="module")
+def named_run(spark, archive, tmp_path_factory):
+    """A run over the archive with every person named, clustered again to apply the names."""
+    root, _ = archive
+    out = tmp_path_factory.mktemp("export_run") / "out"
+    assert facecluster("run", root, "--out", out) == 0
+    people = pd.read_parquet(out / "people", columns=["person_id"])
+    assert len(people) >= 3
+    for person in people["person_id"]:
+        assert facecluster("label", "--out", out, "name", int(person), f"Person {int(person)} Ünïcode & <x>") == 0
+    assert facecluster("cluster", "--out", out) == 0
+    return out
+
+
+def expected_regions(out: Path, root: Path, applied: dict) -> dict[str, list[tuple[str, tuple]]]:
+    """Per archive file: (name, (x, y, w, h) in the stored photo, normalised) of each named face,
+    found by turning a mask of the upright box with the very operation that stored the photo."""
+    faces = pd.read_parquet(out / "faces", columns=["face_id", "photo_id", "box"])
+    faces = faces.merge(pd.read_parquet(out / "assignments", columns=["face_id", "person_id"]), on="face_id")
+    faces = faces.merge(pd.read_parquet(out / "people", columns=["person_id", "name"]), on="person_id")
+    faces = faces.merge(pd.read_parquet(out / "photo_status", columns=["photo_id", "width", "height"]), on="photo_id")
+    files = pd.read_parquet(out / "photo_files", columns=["photo_id", "path"])
+    expected: dict[str, list] = {}
+    for face in faces.merge(files, on="photo_id").itertuples():
+        if face.person_id < 0 or not face.name:
+            continue
+        relative = str(Path(face.path.removeprefix("file:")).relative_to(root))
+        mask = Image.new("L", (int(face.width), int(face.height)))
+        ImageDraw.Draw(mask).rectangle([round(v) for v in face.box], fill=255)
+        if relative in applied:
+            mask = mask.transpose(STORED[applied[relative]])
+        x1, y1, x2, y2 = mask.getbbox()
+        w, h = mask.size
+        expected.setdefault(relative, []).append((face.name, ((x1 + x2) / 2 / w, (y1 + y2) / 2 / h,
+                                                              (x2 - x1) / w, (y2 - y1) / h), (w, h)))
+    return expected
+
+
+def read_sidecars(folder: Path) -> dict[str, dict]:
+    """exiftool's reading of every sidecar under folder, by sidecar path."""
+    done = subprocess.run([EXIFTOOL, "-json", "-struct", "-r", "-ext", "xmp", "-XMP-mwg-rs:RegionInfo", str(folder)],
+                          capture_output=True, text=True, check=True)
+    return {row["SourceFile"]: row.get("RegionInfo", {}) for row in json.loads(done.stdout)}
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is missing (Debian: libimage-exiftool-perl, "
+                                               "installed by scripts/test.sh when run as root)")
+def test_exported_regions_read_back_by_exiftool(named_run, archive, tmp_path):
+    root, applied = archive
+    before = digest_of(root)
+    to = tmp_path / "sidecars"
+    assert facecluster("export", named_run, "--to", to) == 0
+
+    expected = expected_regions(named_run, root, applied)
+    assert {6, 8, 3, 5, 2} <= {applied[p] for p in expected if p in applied}, "a turned photo has no named face"
+    assert any(p.startswith("turned/crop_") for p in expected)
+    read = read_sidecars(to)
+    assert {str(Path(p).relative_to(to)) for p in read} == {f"{p}.xmp" for p in expected}
+    for relative, faces in expected.items():
+        info = read[str(to / f"{relative}.xmp")]
+        stored_size = faces[0][2]
+        assert (info["AppliedToDimensions"]["W"], info["AppliedToDimensions"]["H"]) == stored_size, relative
+        assert info["AppliedToDimensions"]["Unit"] == "pixel"
+        regions = info["RegionList"]
+        assert len(regions) == len(faces), relative
+        for name, area, _ in faces:
+            found = [r for r in regions if r["Name"] == name and r["Type"] == "Face" and r["Area"]["Unit"] == "normalized"
+                     and np.allclose([r["Area"][k] for k in "XYWH"], area, atol=0.01)]
+            assert found, f"{relative}: {name} {area} not among {regions}"
+
+    table = pd.read_csv(to / "faces.csv")
+    assert list(table.columns) == ["person_id", "name", "album", "path", "x1", "y1", "x2", "y2"]
+    assert len(table) == sum(len(f) for f in expected.values())
+    assert digest_of(root) == before, "an original was changed"
+    assert not list(root.rglob("*.xmp"))
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is missing")
+def test_a_reexport_replaces_the_last_and_the_archive_is_refused(named_run, archive, tmp_path):
+    root, _ = archive
+    to = tmp_path / "sidecars"
+    assert facecluster("export", named_run, "--to", to) == 0
+    first = set(read_sidecars(to))
+    foreign = to / "2019_birthday" / "not_ours.jpg.xmp"
+    foreign.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+
+    people = pd.read_parquet(named_run / "people", columns=["person_id", "name", "n_faces"])
+    renamed, unnamed = people.sort_values("n_faces", ascending=False)["person_id"].iloc[:2]
+    out = tmp_path / "out"
+    shutil.copytree(named_run, out)
+    assert facecluster("label", "--out", out, "name", int(renamed), "Renamed") == 0
+    assert facecluster("label", "--out", out, "merge", int(unnamed), int(renamed)) == 0
+    assert facecluster("cluster", "--out", out) == 0
+    assert facecluster("export", out, "--to", to) == 0
+
+    names = {r["Name"] for info in read_sidecars(to).values() for r in info.get("RegionList", [])}
+    old = set(people.loc[people["person_id"].isin([renamed, unnamed]), "name"])
+    assert "Renamed" in names and not names & old
+    assert set(read_sidecars(to)) <= first | {str(foreign)} and foreign.exists()
+
+    with pytest.raises(SystemExit) as refused:
+        facecluster("export", out, "--to", root / "sidecars")
+    assert refused.value.code == 2
+    assert not (root / "sidecars").exists()
+
+
+def test_stored_box_turns_an_upright_box_back_for_every_orientation():
+    """Against PIL: the box of a mask turned by each EXIF orientation's inverse operation."""
+    from facecluster.output.export import stored_box
+
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+               7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+    box = (30, 10, 70, 45)
+    for orientation, operation in inverse.items():
+        mask = Image.new("L", (120, 80))
+        ImageDraw.Draw(mask).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], fill=255)
+        stored = mask.transpose(operation) if operation is not None else mask
+        assert viewer_turns_back(stored, orientation, mask)
+        assert stored_box(box, 120, 80, orientation) == pytest.approx(stored.getbbox()), orientation
+
+
+def viewer_turns_back(stored: Image.Image, orientation: int, upright: Image.Image) -> bool:
+    """The stored mask, tagged with the orientation, is the upright mask once a viewer turns it."""
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    tagged = stored.copy()
+    tagged.info["exif"] = exif.tobytes()
+    tagged.getexif()[0x0112] = orientation
+    return np.array_equal(np.asarray(ImageOps.exif_transpose(tagged)), np.asarray(upright))
