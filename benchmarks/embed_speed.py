@@ -168,7 +168,8 @@ def flops(_files, _embedder, _work) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from facecluster.udfs.facenet import CHIP_SIZE, for_cpu_inference, load_facenet
+    from facecluster.udfs.facenet import CHIP_SIZE, load_facenet
+    from facecluster.udfs.inference import for_cpu_inference
 
     torch.set_num_threads(os.cpu_count())
     n = 4096
@@ -183,7 +184,7 @@ def flops(_files, _embedder, _work) -> dict:
     faces = torch.randn(32, 3, CHIP_SIZE, CHIP_SIZE)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         eager(faces[:1])
-    frozen = for_cpu_inference(eager)
+    frozen = for_cpu_inference(eager, CHIP_SIZE)
     last = faces.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         rates = {"eager": len(faces) / _median_seconds(lambda: eager(faces), 5),

@@ -10,6 +10,7 @@ from facecluster.recognition.thresholds import same_person_threshold
 from facecluster.udfs import facenet
 from facecluster.udfs.decode import decode_photo
 from facecluster.udfs.detector import FaceDetector
+from facecluster.udfs.inference import for_cpu_inference
 
 LIMIT = 120_000_000
 
@@ -85,6 +86,38 @@ def test_dlib_puts_one_persons_faces_closer_than_strangers(detector, dlib_embedd
     assert within < same_person_threshold("dlib-resnet-v1") and within < between
 
 
+def test_the_torch_network_read_from_dlibs_file_equals_dlib_on_every_face(detector, dlib_embedder):
+    """Every face of the sample archive, cut as the embed job cuts it: the torch module's
+    descriptors against dlib.face_recognition_model_v1 on the same chips, after L2 normalisation,
+    in one batch and one at a time."""
+    from facecluster.udfs.dlib_resnet import load_dlib_reference
+
+    reference = load_dlib_reference()
+    chips = []
+    for path in sorted(ARCHIVE.glob("*/*.jpg")):
+        photo, faces = faces_of(detector, path)
+        chips += [dlib_embedder.chip(photo.pixels, face.box, face.landmarks) for face in faces]
+    assert len(chips) >= 25
+    expected = np.asarray(reference.compute_face_descriptor(chips))
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.abs(dlib_embedder.embed(chips) - expected).max() < 1e-4
+    assert np.abs(dlib_embedder.embed(chips[:1]) - expected[:1]).max() < 1e-4
+
+
+def test_a_damaged_dlib_network_file_is_refused_with_where(tmp_path):
+    from facecluster.udfs.dlib_format import DlibFormatError, read_dlib_net
+    from facecluster.udfs.dlib_resnet import model_dir
+
+    data = bytearray((model_dir() / "dlib_face_recognition_resnet_model_v1.dat").read_bytes())
+    (tmp_path / "cut.dat").write_bytes(data[:len(data) // 2])
+    with pytest.raises(DlibFormatError, match="byte"):
+        read_dlib_net(tmp_path / "cut.dat")
+    data[0x150:0x155] = b"xxx_4"  # the first convolution's name
+    (tmp_path / "renamed.dat").write_bytes(bytes(data))
+    with pytest.raises(DlibFormatError, match="does not know: 'xxx_4'"):
+        read_dlib_net(tmp_path / "renamed.dat")
+
+
 def test_facenet_plumbing_with_random_weights(detector):
     embedder = facenet.FacenetEmbedder(weights=None, device=torch.device("cpu"))  # random: plumbing only
     photo, faces = faces_of(detector, ARCHIVE / "2019_birthday" / "img5.jpg")
@@ -134,7 +167,7 @@ def test_facenet_with_real_weights_separates_people(detector):
 def test_the_frozen_cpu_network_embeds_like_the_eager_one_at_any_batch_size():
     torch.manual_seed(0)
     eager = facenet.load_facenet(None, torch.device("cpu"))  # random weights: the arithmetic is what is compared
-    frozen = facenet.for_cpu_inference(eager)
+    frozen = for_cpu_inference(eager, facenet.CHIP_SIZE)
     for batch in (1, 3, 40):
         faces = torch.randn(batch, 3, facenet.CHIP_SIZE, facenet.CHIP_SIZE)
         with torch.no_grad():

@@ -119,7 +119,7 @@ def worker_models(embed_settings: dict, weights_path: str | None):
         detector = FaceDetector(device, embed_settings["max_canvas"], embed_settings["min_face_size"],
                                 embed_settings["detection_thresholds"], embed_settings["min_det_score"])
         if embed_settings["embedder"] == "dlib":
-            embedder = dlib_resnet.DlibEmbedder()
+            embedder = dlib_resnet.DlibEmbedder(device)
         else:
             mixed = embed_settings["mixed_precision"]
             embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device,

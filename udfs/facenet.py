@@ -8,11 +8,12 @@ Never run on random weights outside tests.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from facecluster.udfs.inference import for_cpu_inference
 
 MODEL_ID = "facenet-vggface2"
 DIMENSION = 512
@@ -92,19 +93,6 @@ def load_facenet(weights: Path | None, device: torch.device) -> torch.nn.Module:
     return model.eval().to(device)
 
 
-def for_cpu_inference(model: torch.nn.Module) -> torch.nn.Module:
-    """The network traced and frozen for oneDNN on channels-last tensors: batch norms folded
-    into the convolutions. About a quarter faster on this CPU (benchmarks/embed_speed.py);
-    the embeddings agree with the eager network to 1e-7."""
-    model = model.to(memory_format=torch.channels_last)
-    example = torch.zeros(2, 3, CHIP_SIZE, CHIP_SIZE).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.compile, which needs a C compiler on every
-        # executor; TorchScript needs none and is still shipped.
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example)))
-
-
 # Mixed precision is used only if it keeps every embedding of the first batch within this
 # cosine distance of full precision; checked once per worker, on real faces.
 MIXED_PRECISION_TOLERANCE = 1e-2
@@ -137,7 +125,9 @@ class FacenetEmbedder:
         self.tolerance = tolerance
         self.mixed_precision_gap: float | None = None
         if device.type == "cpu" and not mixed_precision:
-            self.model = for_cpu_inference(self.model)
+            # traced and frozen: about a quarter faster on a CPU (benchmarks/embed_speed.py), the
+            # embeddings within 1e-7 of the eager network
+            self.model = for_cpu_inference(self.model, CHIP_SIZE)
 
     def chip(self, pixels: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return facenet_chip(pixels, box)
