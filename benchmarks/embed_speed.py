@@ -83,16 +83,17 @@ def naive(files: list[Path], embedder: str, work: Path) -> dict:
     else:
         import numpy as np
 
-        from facecluster.udfs.dlib_resnet import DlibEmbedder
+        from facecluster.udfs.dlib_resnet import DlibEmbedder, load_dlib_reference
 
+        # dlib as its users run it: its landmarks, its chip and its own network, face by face
         mtcnn = MTCNN(keep_all=True, device=device)
-        dlib_model = DlibEmbedder()
+        cutter, network = DlibEmbedder(), load_dlib_reference()
         for path in files:
             img = Image.open(path).convert("RGB")
             boxes, _, points = mtcnn.detect(img, landmarks=True)
             pixels = np.asarray(img)
             for box, marks in zip(boxes if boxes is not None else [], points if points is not None else []):
-                dlib_model.embed([dlib_model.chip(pixels, box, marks)])
+                network.compute_face_descriptor(cutter.chip(pixels, box, marks))
                 faces += 1
     return {"seconds": time.perf_counter() - started, "faces": faces}
 
@@ -121,6 +122,38 @@ def inprocess(files: list[Path], embedder: str, work: Path) -> dict:
     faces = sum(int(out["n_faces"].sum()) for out in embed_photo_batches(frames, settings, weights))
     assert torch.get_num_threads() == os.cpu_count()
     return {"seconds": time.perf_counter() - started, "faces": faces}
+
+
+def stages(files: list[Path], embedder: str, work: Path) -> dict:
+    """In-process, with each stage timed: the worker's detector and embedder (cached per worker,
+    so the job's own code then uses these very objects) wrapped with clocks."""
+    import torch
+
+    from facecluster.core.settings import load_settings
+    from facecluster.udfs.embedders import set_threads, worker_models
+
+    settings = load_settings(overrides=[f"embed.embedder={embedder}",
+                                        f"embed.torch_threads={os.cpu_count()}"])["embed"]
+    set_threads(settings["torch_threads"])
+    detector, model = worker_models(settings, _random_facenet_weights(work) if embedder == "facenet" else None)
+    spent = {"detect": 0.0, "chip": 0.0, "embed": 0.0}
+
+    def clocked(name, method):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return timed
+
+    detector.detect = clocked("detect", detector.detect)
+    model.chip = clocked("chip", model.chip)
+    model.embed = clocked("embed", model.embed)
+    result = inprocess(files, embedder, work)
+    assert torch.get_num_threads() == os.cpu_count()
+    result["stages"] = {**spent, "decode, thumbnails and the rest": result["seconds"] - sum(spent.values())}
+    return result
 
 
 def spark(files: list[Path], embedder: str, work: Path) -> dict:
@@ -193,7 +226,7 @@ def flops(_files, _embedder, _work) -> dict:
             "counted_gflop": counter.get_total_flops() / 1e9}
 
 
-WAYS = {"naive": naive, "spark": spark, "inprocess": inprocess, "flops": flops}
+WAYS = {"naive": naive, "spark": spark, "inprocess": inprocess, "stages": stages, "flops": flops}
 
 
 def child_main(way: str, embedder: str, work: str) -> None:
@@ -245,7 +278,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--embedders", nargs="+", default=["dlib", "facenet"])
     parser.add_argument("--ways", nargs="+", default=["naive", "spark", "inprocess"],
-                        choices=["naive", "spark", "inprocess"])
+                        choices=["naive", "spark", "inprocess", "stages"])
     parser.add_argument("--data", default=str(SHARED), help="folder holding lfw/ and photos/groups/")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -279,6 +312,11 @@ def main() -> None:
             for way, m in median.items():
                 print(f"{embedder:<8} {way:<10} {len(files) / m['seconds']:>9.2f} {m['faces'] / m['seconds']:>8.2f} "
                       f"{m['faces']:>6.0f} {m['peak_mb']:>8.0f} {m['seconds']:>8.1f}")
+            if "stages" in runs:
+                names = runs["stages"][0]["stages"]
+                spent = {n: statistics.median(r["stages"][n] for r in runs["stages"]) for n in names}
+                print(f"{embedder:<8} stages (in-process): " + ", ".join(
+                    f"{n} {v:.1f} s ({v / sum(spent.values()):.0%})" for n, v in spent.items()))
             if {"naive", "spark", "inprocess"} <= set(median):
                 print(f"{embedder:<8} ratios: b/a (spark vs naive) {median['naive']['seconds'] / median['spark']['seconds']:.2f}"
                       f" (target >= 3), b/c (spark vs in-process) "

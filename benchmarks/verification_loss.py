@@ -85,7 +85,7 @@ def _chip(pixels, box) -> np.ndarray:
 
     embedder = _MODELS["embedder"]
     rect = dlib.rectangle(*(int(round(v)) for v in box))
-    shape = embedder.shape_predictor(pixels, rect)
+    shape = embedder.shape_predictor(pixels, rect)  # dlib's 5-point model, as the embed job runs it
     return np.asarray(dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
 
 
@@ -97,17 +97,23 @@ def _descriptors(job) -> dict[str, np.ndarray]:
         return {}
     box, _ = found
     pixels = _photo(path)
-    resnet = _MODELS["embedder"].resnet
+    embedder = _MODELS["embedder"]
     hog = _hog_box(pixels, np.asarray(box, dtype=np.float64))
     chips = {"mtcnn box": _chip(pixels, box), "hog-like box": _chip(pixels, dlib_box(box)),
              "hog box": _chip(pixels, hog if hog is not None else dlib_box(box))}
-    out = {name: np.asarray(resnet.compute_face_descriptor(chip)) for name, chip in chips.items()}
-    for name in ("hog-like box", "hog box"):
-        mirrored = np.asarray(resnet.compute_face_descriptor(np.ascontiguousarray(chips[name][:, ::-1])))
-        out[f"{name} + mirror"] = out[name] + mirrored
+    names = list(chips)
+    vectors = embedder.embed([chips[n] for n in names] + [np.ascontiguousarray(chips[n][:, ::-1]) for n in names])
+    out = dict(zip(names, vectors[:len(names)]))
+    for name, mirrored in zip(names, vectors[len(names):]):
+        if name != "mtcnn box":
+            out[f"{name} + mirror"] = out[name] + mirrored
     if jitters:
+        from facecluster.udfs.dlib_resnet import load_dlib_reference
+
+        if "reference" not in _MODELS:
+            _MODELS["reference"] = load_dlib_reference()
         out[f"hog-like box + jitter {jitters}"] = np.asarray(
-            resnet.compute_face_descriptor(chips["hog-like box"], num_jitters=jitters))
+            _MODELS["reference"].compute_face_descriptor(chips["hog-like box"], num_jitters=jitters))
     out["found by hog"] = np.array([hog is not None])
     return out
 
