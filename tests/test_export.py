@@ -197,3 +197,21 @@ def viewer_turns_back(stored: Image.Image, orientation: int, upright: Image.Imag
     tagged.info["exif"] = exif.tobytes()
     tagged.getexif()[0x0112] = orientation
     return np.array_equal(np.asarray(ImageOps.exif_transpose(tagged)), np.asarray(upright))
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is missing")
+def test_sidecars_beside_the_originals_only_when_asked_and_never_over_anothers(named_run, archive, tmp_path):
+    root, _ = archive
+    before = digest_of(root)
+    theirs = root / "2019_birthday" / "img44.jpg.xmp"  # a photo manager's own sidecar
+    theirs.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    try:
+        assert facecluster("export", named_run, "--to", tmp_path / "csv_only", "--beside-originals") == 0
+        written = set(read_sidecars(root))
+        assert written and all(Path(p).with_suffix("").exists() for p in written)  # beside each photo
+        assert theirs.read_text() == "<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
+        assert {p: d for p, d in digest_of(root).items() if not p.endswith(".xmp")} == before
+        assert (tmp_path / "csv_only" / "faces.csv").exists()
+    finally:
+        for sidecar in root.rglob("*.xmp"):
+            sidecar.unlink()
