@@ -215,3 +215,11 @@ def test_sidecars_beside_the_originals_only_when_asked_and_never_over_anothers(n
     finally:
         for sidecar in root.rglob("*.xmp"):
             sidecar.unlink()
+
+
+def test_exporting_what_is_not_a_run_stops_with_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        facecluster("export", tmp_path, "--to", tmp_path / "sidecars")
+    assert stopped.value.code == 2
+    assert "is not a clustered run (no faces, assignments" in capsys.readouterr().err
+    assert not (tmp_path / "sidecars").exists()

@@ -207,7 +207,11 @@ EXPORT_COLUMNS = {
 
 
 def export_run(out: str, to: str | os.PathLike, beside_originals: bool = False) -> dict:
-    from facecluster.core.run_reader import read_table
+    from facecluster.core.run_reader import has_table, read_table
 
+    missing = [table.name for table in EXPORT_COLUMNS if not has_table(out, table)]
+    if missing:
+        raise ExportError(f"{out} is not a clustered run (no {', '.join(missing)}): run `facecluster run` "
+                          "or `facecluster cluster` on it first")
     run = {table.name: read_table(out, table, columns) for table, columns in EXPORT_COLUMNS.items()}
     return export_people(run, to, beside_originals)
