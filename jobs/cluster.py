@@ -118,7 +118,7 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
 
 
 def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray, previous: pd.DataFrame,
-                  cluster_settings: dict, model: str, distances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  cluster_settings: dict, model: str, distances=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An incremental run: the people of the last run keep their faces; each new face joins the
     person of its nearest grouped face when that face is within the model's open-set distance
     (the distance at which 1% of strangers would be taken for someone: facecluster identify's
@@ -131,6 +131,7 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     from facecluster.grouping.knn_hdbscan import nearest_faces
     from facecluster.recognition.verification import CalibrationMissing, DistanceCalibration
 
+    distances = distances or model_distances(meta, matrix, clustered)
     try:
         calibration = DistanceCalibration.load(model)
         radius = calibration.identification_distance(0.01)
