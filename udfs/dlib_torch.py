@@ -95,10 +95,9 @@ class DlibResNet(nn.Module):
         self.stem_pool = (pool["kernel"], pool["stride"], pool["padding"])
         blocks, at = [], 4
         while kinds[at] == "con":
-            first, second = _conv_affine(layers[at], layers[at + 1]), None
             if kinds[at + 2] != "relu":
                 raise ValueError(f"layer {at + 2}: expected relu, found {kinds[at + 2]}")
-            second = _conv_affine(layers[at + 3], layers[at + 4])
+            first, second = _conv_affine(layers[at], layers[at + 1]), _conv_affine(layers[at + 3], layers[at + 4])
             at += 5
             shortcut_pool = None
             if kinds[at] == "avg_pool":

@@ -8,20 +8,20 @@ from pathlib import Path
 import pandas as pd
 
 from facecluster.core.catalogue import Table
+from facecluster.core.lock import local_path
 
 
 def filesystem_of(out: str | Path):
     """(pyarrow file system, path inside it) of an output root."""
     from pyarrow import fs
 
+    local = local_path(str(out))  # a folder, file:///a or Spark's file:/a
+    if local is not None:
+        return fs.LocalFileSystem(), str(Path(local).resolve())
     text = str(out)
     if text.startswith("s3a://"):  # Hadoop's name for S3; pyarrow knows it as s3://
         text = "s3://" + text[len("s3a://"):]
-    if text.startswith("file:") and not text.startswith("file://"):  # Spark's file:/a/b
-        text = "file://" + text[len("file:"):]
-    if "://" in text:
-        return fs.FileSystem.from_uri(text)
-    return fs.LocalFileSystem(), str(Path(text).resolve())
+    return fs.FileSystem.from_uri(text)
 
 
 def has_table(out: str | Path, table: Table) -> bool:
