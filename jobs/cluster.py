@@ -113,6 +113,9 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
         names = {int(person_ids[face_of_label[label]]): constraints.names[identity]
                  for identity, label in identity_label.items() if identity in constraints.names}
         people["name"] = people["person_id"].map(names)
+        hidden = {int(person_ids[face_of_label[label]]) for identity, label in identity_label.items()
+                  if identity in constraints.hidden}
+        people["hidden"] = people["person_id"].isin(hidden)
     return (assignments_table(meta["face_id"], person_ids, probabilities, outlier_scores, clustered, run_id),
             people)
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages some tests drive, installed when missing and this user may install them (root):
-# headless Chromium (the gallery page) and exiftool (reading exported XMP sidecars back). Never
-# fails the caller: without one, the tests that need it are skipped and say why.
+# headless Chromium and its driver (the gallery and review pages) and exiftool (reading exported
+# XMP sidecars back). Never fails the caller: without one, the tests that need it are skipped and
+# say why.
 set -uo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0

@@ -3,7 +3,9 @@
     facecluster run PHOTOS --out OUT          the whole job: ingest, embed, cluster, people
     facecluster ingest | embed | cluster | people --out OUT     one step at a time
     facecluster label --out OUT name PERSON NAME | merge PERSON OTHER | move-out FACE | not-a-face FACE
+                      | assign FACE [--person P] [--name N] | hide PERSON
     facecluster forget --out OUT --person ID | --photo PATH_OR_ID
+    facecluster review OUT                    look at the people and fix them, in the browser
     facecluster report OUT                    a gallery page (HTML) of the people
     facecluster export OUT --to DIR           XMP face regions for photo managers, and a CSV
     facecluster verify PHOTO_A PHOTO_B        same person? distance and calibrated probability
@@ -29,6 +31,7 @@ from facecluster.core.runtime import user_errors
 IN_PROCESS = {
     "run": "the whole job: ingest, embed, cluster, people",
     "label": "name, merge, move a face out, mark not-a-face: kept by every later run",
+    "review": "look at the people of a run and fix them, in the browser (a page served on this machine)",
     "report": "a self-contained gallery page (HTML) of the people of a run",
     "export": "XMP sidecars with the named people's face regions (digiKam, Lightroom, Immich) and a CSV",
     "verify": "are the main faces of two photos the same person?",
@@ -37,7 +40,7 @@ IN_PROCESS = {
     "train": "triplet-loss training: a head on frozen embeddings, or (GPU) FaceNet itself",
     "settings": "every setting, its default and what it does",
 }
-ORDER = ["run", "ingest", "embed", "cluster", "people", "label", "forget", "report", "export", "verify", "identify",
+ORDER = ["run", "ingest", "embed", "cluster", "people", "label", "forget", "review", "report", "export", "verify", "identify",
          "evaluate", "train", "knn-graph", "settings"]
 
 

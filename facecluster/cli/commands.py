@@ -345,6 +345,12 @@ def label_arguments(parser: argparse.ArgumentParser) -> None:
     move.add_argument("face_id")
     not_face = actions.add_parser("not-a-face", help="a false detection: never cluster it")
     not_face.add_argument("face_id")
+    assign = actions.add_parser("assign", help="this face is PERSON (or, without --person, a new person)")
+    assign.add_argument("face_id")
+    assign.add_argument("--person", dest="person_id", type=int, help="the person it is (default: a new person)")
+    assign.add_argument("--name", help="the new person's name")
+    hide = actions.add_parser("hide", help="keep this person but never show or export them")
+    hide.add_argument("person_id", type=int)
 
 
 def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -359,6 +365,38 @@ def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except OSError as exc:
         parser.exit(2, f"facecluster label: {exc}\n")
     print(f"{len(log)} labels in {os.path.join(args.out, 'labels.csv')}; the next `facecluster cluster` applies them")
+    return 0
+
+
+def review_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="output root of a clustered run (a folder; or a file://, hdfs:// or s3a:// URI "
+                                    "to look only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only; another needs --token)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--token", help="a secret every request must carry (needed when --host is not loopback)")
+    parser.add_argument("--no-browser", action="store_true", help="print the address, do not open a browser")
+
+
+def review(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import webbrowser
+
+    from facecluster.viewing.review_server import start_review
+
+    try:
+        server, address = start_review(args.out, args.host, args.port, args.token)
+    except (OSError, KeyError) as exc:
+        parser.exit(2, f"facecluster review: {args.out} is not a clustered run ({exc})\n")
+    print(f"review: {address}\n(actions go to the run's labels.csv; `facecluster cluster` applies them; "
+          "Ctrl-C stops)", flush=True)
+    if not args.no_browser:
+        webbrowser.open(address)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

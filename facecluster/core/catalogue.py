@@ -33,7 +33,7 @@ ASSIGNMENTS = Table("assignments", "a face's person (-1: not grouped) and how su
                     "run_id string")
 PEOPLE = Table("people", "a person: name, faces, photos, albums, exemplar face, centroid", ("person_id",),
                "person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
-               "exemplar_face_id string, centroid array<float>")
+               "exemplar_face_id string, centroid array<float>, hidden boolean")
 PERSON_ALBUMS = Table("person_albums", "a person in an album: faces and photos of them there", ("person_id", "album"))
 LABELS_APPLIED = Table("labels_applied", "a line of labels.csv as applied to faces", ("label_row", "face_id"),
                        "label_row long, face_id string, relation string, `group` string, name string")

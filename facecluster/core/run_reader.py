@@ -38,13 +38,21 @@ def table_columns(out: str | Path, table: Table) -> list[str]:
     return ds.dataset(f"{base}/{table.name}", filesystem=filesystem, format="parquet", partitioning="hive").schema.names
 
 
+# Columns added after runs were written: (table, column) -> the value an older run means.
+ADDED_COLUMNS = {("people", "hidden"): False}
+
+
 def read_table(out: str | Path, table: Table, columns: list[str]) -> pd.DataFrame:
     """The table's rows, only these columns."""
     import pyarrow.dataset as ds
 
     filesystem, base = filesystem_of(out)
     dataset = ds.dataset(f"{base}/{table.name}", filesystem=filesystem, format="parquet", partitioning="hive")
-    missing = [c for c in columns if c not in dataset.schema.names]
+    absent = [c for c in columns if c not in dataset.schema.names]
+    missing = [c for c in absent if (table.name, c) not in ADDED_COLUMNS]
     if missing:
         raise KeyError(f"{table.name} has no column {', '.join(missing)} (written by an older version?)")
-    return dataset.to_table(columns=columns).to_pandas()
+    frame = dataset.to_table(columns=[c for c in columns if c not in absent]).to_pandas()
+    for column in absent:
+        frame[column] = ADDED_COLUMNS[(table.name, column)]
+    return frame[columns]

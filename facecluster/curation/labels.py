@@ -8,6 +8,9 @@ Users write `OUT/labels.csv` (by hand, in the notebook with `add_label`, or with
     merge,3,7,,                        person 7 is the same person as 3
     move_out,,,<face_id>,              this face is not of the person it was put in
     not_a_face,,,<face_id>,            a false detection: never cluster it
+    assign,3,,<face_id>,               this face is person 3 (taken from where it was)
+    assign,,,<face_id>,Bob             this face is a person of its own (named, or not)
+    hide,3,,,                          person 3 is kept but never shown or exported
 
 The next `cluster` run snapshots each new line against the assignments it was written for (the
 faces of person 3 *then*) into the `labels_applied` table, so a label keeps its meaning however
@@ -15,7 +18,8 @@ the people move later. From the snapshot come constraints that every later clust
 - faces confirmed together (named or merged as one person) are never split: one person holds
   them all, and it carries the name;
 - a face moved out of a person is never put back into that person;
-- a "not a face" is left out of clustering.
+- a "not a face" is left out of clustering;
+- a hidden person stays one person, marked hidden in the people table.
 Person ids are stable across runs: each new person takes the id of the old person with whom it
 shares most faces, by an optimal one-to-one matching (Hungarian), not greedily.
 """
@@ -28,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from facecluster.grouping.clustering import NOISE
-from facecluster.core.catalogue import ASSIGNMENTS, LABEL_LOG
+from facecluster.core.catalogue import ASSIGNMENTS, LABEL_LOG, LABELS_APPLIED
 from facecluster.core.errors import UserError
 
-ACTIONS = ("name", "merge", "move_out", "not_a_face", "forgotten")  # forgotten: a line `forget` blanked
+ACTIONS = ("name", "merge", "move_out", "not_a_face", "assign", "hide", "forgotten")  # forgotten: a line `forget` blanked
 COLUMNS = ["action", "person_id", "other_person_id", "face_id", "name"]
 APPLIED_COLUMNS = ["label_row", "face_id", "relation", "group", "name"]
 
@@ -61,6 +65,8 @@ def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFra
         elif row.action == "merge":
             need("person_id", "the person kept")
             need("other_person_id", "the person merged into it")
+        elif row.action == "hide":
+            need("person_id", "the person")
         elif row.action != "forgotten":
             need("face_id", "the face")
     for column in ("person_id", "other_person_id"):
@@ -91,13 +97,21 @@ def snapshot(labels: pd.DataFrame, first_row: int, assignments: pd.DataFrame) ->
         elif label.action == "merge":
             faces = person_faces(label.person_id, index) + person_faces(label.other_person_id, index)
             rows += [(index, f, "member", group, None) for f in faces]
-        elif label.action == "move_out":
+        elif label.action in ("move_out", "assign"):
             person = person_of.get(label.face_id)
             if person is None:
                 raise LabelError(f"labels.csv:{index + 2}: no face {label.face_id} in the run")
-            if person != NOISE:  # the rest of that person is confirmed without it
-                rows += [(index, f, "member", group, None) for f in faces_of[person] if f != label.face_id]
-                rows.append((index, label.face_id, "not_member", group, None))
+            target = label.person_id
+            stays = label.action == "assign" and not pd.isna(target) and int(target) == person
+            if person != NOISE and not stays:  # the rest of that person is confirmed without it
+                rows += [(index, f, "member", f"{group}out", None) for f in faces_of[person] if f != label.face_id]
+                rows.append((index, label.face_id, "not_member", f"{group}out", None))
+            if label.action == "assign":
+                name = None if pd.isna(label["name"]) else str(label["name"])
+                faces = person_faces(target, index) if not pd.isna(target) else []
+                rows += [(index, f, "member", group, name) for f in dict.fromkeys([*faces, label.face_id])]
+        elif label.action == "hide":
+            rows += [(index, f, "hidden", group, None) for f in person_faces(label.person_id, index)]
         elif label.action == "not_a_face":
             rows.append((index, label.face_id, "not_face", None, None))
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
@@ -105,7 +119,7 @@ def snapshot(labels: pd.DataFrame, first_row: int, assignments: pd.DataFrame) ->
 
 class Constraints:
     """Built from the labels_applied snapshot: member (face -> identity), excluded (face ->
-    identities it must not join), not_faces, names (identity -> name)."""
+    identities it must not join), not_faces, names (identity -> name), hidden (identities)."""
 
     def __init__(self, applied: pd.DataFrame):
         parent: dict[str, str] = {}
@@ -120,8 +134,11 @@ class Constraints:
         excluded: dict[str, set] = {}
         not_faces: set[str] = set()
         named: list[tuple[str, str]] = []
+        hidden: set[str] = set()
         for row in applied.sort_values("label_row", kind="stable").itertuples(index=False):
-            if row.relation == "member":
+            if row.relation in ("member", "hidden"):  # hiding a person confirms them as one person
+                if row.relation == "hidden":
+                    hidden.add(row.group)
                 if row.face_id in member:
                     parent[find(member[row.face_id])] = find(row.group)
                 member[row.face_id] = row.group
@@ -139,6 +156,7 @@ class Constraints:
         self.names = {}
         for group, name in named:  # a later name wins
             self.names[find(group)] = name
+        self.hidden = {find(group) for group in hidden}
 
     def __bool__(self):
         return bool(self.member or self.excluded or self.not_faces)
@@ -254,7 +272,7 @@ def check_against_run(row: pd.Series, assignments: pd.DataFrame | None, out: str
     reason, rather than after the next run's ingest and embed."""
     if assignments is None:
         raise LabelError(f"{out} has no clustered run yet: run `facecluster run PHOTOS --out {out}` first")
-    if row["action"] in ("name", "merge"):
+    if row["action"] in ("name", "merge", "hide", "assign"):
         people = set(assignments.loc[assignments["person_id"] != NOISE, "person_id"].astype(int))
         for field in ("person_id", "other_person_id"):
             person = row[field]
@@ -263,22 +281,24 @@ def check_against_run(row: pd.Series, assignments: pd.DataFrame | None, out: str
                                  f"{max(people) if people else -1}; see `facecluster people --out {out}`)")
         if row["action"] == "merge" and int(row["person_id"]) == int(row["other_person_id"]):
             raise LabelError(f"merge: person {int(row['person_id'])} with itself")
-    elif row["action"] in ("move_out", "not_a_face") and row["face_id"] not in set(assignments["face_id"]):
+    if row["action"] in ("move_out", "not_a_face", "assign") and row["face_id"] not in set(assignments["face_id"]):
         raise LabelError(f"no face {row['face_id']} in {out} (face ids look like <photo_id>:<n>; "
                          f"the report and the notebook show them)")
 
 
 def add_label(out: str, action: str, person_id: int | None = None, other_person_id: int | None = None,
-              face_id: str | None = None, name: str | None = None) -> pd.DataFrame:
+              face_id: str | None = None, name: str | None = None,
+              assignments: pd.DataFrame | None = None) -> pd.DataFrame:
     """Append one checked line to OUT/labels.csv (a local output root); applied by the next
-    `facecluster cluster`. Returns the whole log."""
+    `facecluster cluster`. assignments: the run's face_id -> person_id when the caller holds
+    them (read from OUT otherwise). Returns the whole log."""
     import os
 
     row = check_labels(pd.DataFrame([{"action": action, "person_id": person_id, "other_person_id": other_person_id,
                                       "face_id": face_id, "name": name}], columns=COLUMNS), "this label")
     assignments_path = os.path.join(out, ASSIGNMENTS.name)
-    assignments = (pd.read_parquet(assignments_path, columns=["face_id", "person_id"])
-                   if os.path.exists(assignments_path) else None)
+    if assignments is None and os.path.exists(assignments_path):
+        assignments = pd.read_parquet(assignments_path, columns=["face_id", "person_id"])
     check_against_run(row.iloc[0], assignments, out)
     path = os.path.join(out, LABEL_LOG)
     text = ""
@@ -296,3 +316,46 @@ def add_label(out: str, action: str, person_id: int | None = None, other_person_
         log.write(buffer.getvalue())
     with open(path, encoding="utf-8", newline="") as log:
         return check_labels(parse_label_log(log.read(), path), path)
+
+
+def applied_lines(out: str) -> int:
+    """How many lines of OUT/labels.csv a cluster run has applied (they can no longer be undone)."""
+    from facecluster.core.run_reader import has_table, read_table
+
+    if not has_table(out, LABELS_APPLIED):
+        return 0
+    rows = read_table(out, LABELS_APPLIED, ["label_row"])["label_row"]
+    return int(rows.max()) + 1 if len(rows) else 0
+
+
+def read_label_log(out: str) -> pd.DataFrame:
+    """OUT/labels.csv checked, or an empty log."""
+    import os
+
+    path = os.path.join(out, LABEL_LOG)
+    if not os.path.exists(path):
+        return pd.DataFrame(columns=COLUMNS)
+    with open(path, encoding="utf-8", newline="") as log:
+        text = log.read()
+    return check_labels(parse_label_log(text, path), path) if text.strip() else pd.DataFrame(columns=COLUMNS)
+
+
+def undo_last_label(out: str) -> pd.Series:
+    """Take back the last line of OUT/labels.csv, if no cluster run has applied it yet (an applied
+    line has moved people: it is answered by a label that says otherwise). Returns that line."""
+    import os
+
+    path = os.path.join(out, LABEL_LOG)
+    log = read_label_log(out)
+    if len(log) <= applied_lines(out):
+        raise LabelError("nothing to undo: every label was applied by `facecluster cluster`; "
+                         "add a label that says otherwise")
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = [row for row in csv.reader(handle) if any(field.strip() for field in row)]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows[:-1])
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8", newline="") as handle:
+        handle.write(buffer.getvalue())
+    os.replace(partial, path)  # a crash leaves the old log or the new one, never half of one
+    return log.iloc[-1]

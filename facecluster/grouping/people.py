@@ -26,7 +26,8 @@ def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray
 
     The exemplar is the face nearest the person's centroid: the most typical picture of them.
     """
-    columns = ["person_id", "name", "n_faces", "n_photos", "albums", "n_albums", "exemplar_face_id", "centroid"]
+    columns = ["person_id", "name", "n_faces", "n_photos", "albums", "n_albums", "exemplar_face_id", "centroid",
+               "hidden"]
     labels = np.asarray(labels)
     grouped = [(person, members) for person, members in members_by_person(labels)]
     if not grouped:
@@ -50,5 +51,5 @@ def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray
         "n_photos": members.groupby("owner")["photo_id"].nunique().to_numpy().astype(np.int64),
         "albums": albums.to_list(), "n_albums": albums.map(len).to_numpy().astype(np.int64),
         "exemplar_face_id": members["face_id"].to_numpy()[nearest],
-        "centroid": [c.tolist() for c in centroids.astype(np.float32)],
+        "centroid": [c.tolist() for c in centroids.astype(np.float32)], "hidden": False,
     }, columns=columns)

@@ -69,11 +69,14 @@ def recompute_people(spark: SparkSession, out: str) -> None:
     centroid or exemplar may have been a forgotten face); names stay with their people."""
     from facecluster.grouping.people import people_table
 
-    names = spark.read.parquet(PEOPLE.path(out)).select("person_id", "name").toPandas()
+    kept = spark.read.parquet(PEOPLE.path(out))
+    names = kept.select("person_id", "name", *(["hidden"] if "hidden" in kept.columns else [])).toPandas()
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
     assignments = spark.read.parquet(ASSIGNMENTS.path(out)).toPandas()
     labels = meta[["face_id"]].merge(assignments[["face_id", "person_id"]], on="face_id", how="left")["person_id"]
     people = people_table(meta, matrix, labels.fillna(-1).to_numpy().astype("int64"))
     people["name"] = people["person_id"].map(names.set_index("person_id")["name"])
+    if "hidden" in names.columns:
+        people["hidden"] = people["person_id"].map(names.set_index("person_id")["hidden"]).fillna(False).astype(bool)
     write_people_tables(spark, out, assignments, people)
     write_person_albums(spark, out)

@@ -134,7 +134,10 @@ def faces_to_export(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
     of the photo (one row per face and path)."""
     faces = run["faces"].merge(run["assignments"], on="face_id")
     faces = faces[faces["person_id"] >= 0]
-    faces = faces.merge(run["people"][["person_id", "name"]], on="person_id", how="left")
+    people = run["people"]
+    hidden = people.loc[people["hidden"].astype(bool), "person_id"] if "hidden" in people else []
+    faces = faces[~faces["person_id"].isin(hidden)]  # a hidden person is never exported
+    faces = faces.merge(people[["person_id", "name"]], on="person_id", how="left")
     faces = faces.merge(run["photo_status"][["photo_id", "width", "height"]], on="photo_id")
     files = run["photo_files"][["photo_id", "path", "album"]]
     return faces.drop(columns=["path", "album"], errors="ignore").merge(files, on="photo_id")
@@ -200,7 +203,7 @@ def export_people(run: dict[str, pd.DataFrame], to: str | os.PathLike, beside_or
 EXPORT_COLUMNS = {
     FACES: ["face_id", "photo_id", "face_index", "box"],
     ASSIGNMENTS: ["face_id", "person_id"],
-    PEOPLE: ["person_id", "name"],
+    PEOPLE: ["person_id", "name", "hidden"],
     PHOTO_STATUS: ["photo_id", "width", "height"],
     PHOTO_FILES: ["photo_id", "path", "album"],
 }

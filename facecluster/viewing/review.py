@@ -1,0 +1,263 @@
+"""What `facecluster review` shows: the people of a run as the label log will leave them.
+
+The run's tables say who is who as the last `cluster` left it; the lines of OUT/labels.csv that
+no cluster run has applied yet are laid over them here, so every action shows at once and the
+next `cluster` makes it permanent. Nothing is held per face but numbers: at a million faces the
+page reads the face ids, photos, albums, people and probabilities (tens of MB), and takes each
+thumbnail and embedding from a local copy (`FaceStore`), never the photos' bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, PEOPLE
+from facecluster.grouping.clustering import NOISE
+
+NOT_A_FACE = -2  # a face labelled "not a face": on no page
+
+
+def _fingerprint(out: str, table) -> str:
+    """Names, sizes and times of a table's files: changes whenever a job rewrites the table."""
+    from pyarrow import fs
+
+    from facecluster.core.run_reader import filesystem_of
+
+    filesystem, base = filesystem_of(out)
+    infos = filesystem.get_file_info(fs.FileSelector(f"{base}/{table.name}", recursive=True))
+    listing = sorted((i.path, i.size, i.mtime_ns) for i in infos if i.type == fs.FileType.File)
+    return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facecluster" / "review"
+
+
+class FaceStore:
+    """Each face's thumbnail and embedding, copied once per version of the faces table into a
+    local cache (one file of thumbnails with their offsets, one float32 matrix): a page then
+    reads 60 thumbnails by offset instead of decoding Parquet row groups that hold tens of
+    thousands of faces each. Built by streaming the table, so memory stays flat."""
+
+    def __init__(self, out: str, cache: Path | None = None):
+        key = _fingerprint(out, FACES)
+        run_folder = (cache or cache_root()) / hashlib.sha1(str(out).encode()).hexdigest()[:16]
+        self.folder = run_folder / key
+        if not (self.folder / "done").exists():
+            self._build(out, run_folder)
+        faces = pd.read_parquet(self.folder / "faces.parquet")
+        self.face_ids = faces["face_id"].to_numpy()
+        self.photo_ids = faces["photo_id"].to_numpy()
+        self.albums = faces["album"].astype("category")
+        self.row_of = pd.Index(self.face_ids)
+        self.offsets = np.load(self.folder / "offsets.npy")
+        self.embeddings = np.load(self.folder / "embeddings.npy", mmap_mode="r")
+        self._thumbs = os.open(self.folder / "thumbs.bin", os.O_RDONLY)
+
+    def _build(self, out: str, run_folder: Path) -> None:
+        import shutil
+
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
+        from facecluster.core.run_reader import filesystem_of
+
+        filesystem, base = filesystem_of(out)
+        dataset = ds.dataset(f"{base}/{FACES.name}", filesystem=filesystem, format="parquet", partitioning="hive")
+        if run_folder.exists():  # an older copy of this run's faces: replaced
+            shutil.rmtree(run_folder, ignore_errors=True)
+        run_folder.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix="building-", dir=run_folder))
+        offsets, metadata, dimension = [0], [], None
+        with open(building / "thumbs.bin", "wb") as thumbs, open(building / "embeddings.f32", "wb") as vectors:
+            for batch in dataset.to_batches(columns=["face_id", "photo_id", "album", "thumb", "embedding"],
+                                            batch_size=16384):
+                if not batch.num_rows:
+                    continue
+                column = batch.column("thumb")
+                data = [bytes(t) if t is not None else b"" for t in column.to_pylist()]
+                thumbs.write(b"".join(data))
+                offsets.extend((offsets[-1] + np.cumsum([len(t) for t in data])).tolist())
+                embedding = batch.column("embedding")
+                flat = embedding.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+                dimension = dimension or len(flat) // batch.num_rows
+                vectors.write(flat.reshape(batch.num_rows, dimension).tobytes())
+                metadata.append(pa.Table.from_batches([batch.select(["face_id", "photo_id", "album"])]))
+        count = int(sum(t.num_rows for t in metadata))
+        matrix = np.memmap(building / "embeddings.f32", dtype=np.float32, mode="r",
+                           shape=(count, dimension or 0)) if count else np.zeros((0, 0), np.float32)
+        np.save(building / "embeddings.npy", np.asarray(matrix))
+        del matrix
+        (building / "embeddings.f32").unlink()
+        np.save(building / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+        table = pa.concat_tables(metadata) if metadata else pa.table({"face_id": [], "photo_id": [], "album": []})
+        pq.write_table(table, building / "faces.parquet")
+        (building / "done").write_text("")
+        building.rename(self.folder)
+
+    def thumb(self, row: int) -> bytes:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        return os.pread(self._thumbs, end - start, start)
+
+    def close(self) -> None:
+        os.close(self._thumbs)
+
+
+@dataclass
+class PersonView:
+    person_id: int
+    name: str | None
+    n_faces: int
+    new: bool = False  # made by a label not applied yet: numbered at the next cluster
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # face rows, most probable first
+
+    @property
+    def title(self) -> str:
+        if self.name:
+            return self.name
+        return "new person" if self.new else f"person {self.person_id}"
+
+
+class ReviewState:
+    """The run's people with the pending labels laid over them."""
+
+    def __init__(self, out: str, store: FaceStore):
+        from facecluster.core.run_reader import read_table
+
+        self.out, self.store = out, store
+        self._assignments_key = _fingerprint(out, ASSIGNMENTS)
+        assignments = read_table(out, ASSIGNMENTS, ["face_id", "person_id", "probability"])
+        people = read_table(out, PEOPLE, ["person_id", "name", "centroid", "hidden"])
+        rows = store.row_of.get_indexer(assignments["face_id"])
+        known = rows >= 0
+        self.run_person = np.full(len(store.face_ids), NOISE, dtype=np.int64)
+        self.run_person[rows[known]] = assignments["person_id"].to_numpy()[known]
+        self.probability = np.zeros(len(store.face_ids))
+        self.probability[rows[known]] = assignments["probability"].to_numpy()[known]
+        self.run_assignments = pd.DataFrame({"face_id": store.face_ids, "person_id": self.run_person})
+        hidden = people["hidden"].astype(bool).to_numpy()
+        self.run_hidden = set(people.loc[hidden, "person_id"].astype(int))
+        self.run_names = {int(p): n for p, n in zip(people["person_id"], people["name"]) if isinstance(n, str) and n}
+        visible = people[~hidden]
+        self.centroid_ids = visible["person_id"].astype(int).to_numpy()
+        self.centroids = (np.stack(visible["centroid"].to_numpy()).astype(np.float32) if len(visible)
+                          else np.zeros((0, store.embeddings.shape[1] if store.embeddings.ndim == 2 else 0), np.float32))
+        self.pending = pd.DataFrame()
+        self.refresh()
+
+    def stale(self) -> bool:
+        """A cluster or forget rewrote the run since this was read."""
+        return _fingerprint(self.out, ASSIGNMENTS) != self._assignments_key
+
+    def refresh(self) -> None:
+        """Lay the pending label lines over the run again (after an action or an undo)."""
+        from facecluster.curation.labels import applied_lines, read_label_log
+
+        local = self.local_out
+        log = read_label_log(local) if local else pd.DataFrame()
+        self.pending = log.iloc[applied_lines(self.out):].reset_index(drop=True) if len(log) else log
+        person = self.run_person.copy()
+        names, hidden, new_people = dict(self.run_names), set(self.run_hidden), set()
+        next_new = int(max(person.max(initial=NOISE), max(self.run_names, default=NOISE),
+                           max(self.run_hidden, default=NOISE))) + 1
+        row_of = self.store.row_of
+        for line in self.pending.itertuples(index=False):
+            if line.action == "name":
+                names[int(line.person_id)] = line.name
+            elif line.action == "merge":
+                person[person == int(line.other_person_id)] = int(line.person_id)
+                if int(line.person_id) not in names and int(line.other_person_id) in names:
+                    names[int(line.person_id)] = names[int(line.other_person_id)]
+            elif line.action == "hide":
+                hidden.add(int(line.person_id))
+            elif line.action in ("move_out", "not_a_face", "assign"):
+                row = row_of.get_indexer([line.face_id])[0]
+                if row < 0:
+                    continue
+                if line.action == "move_out":
+                    person[row] = NOISE
+                elif line.action == "not_a_face":
+                    person[row] = NOT_A_FACE
+                elif pd.isna(line.person_id):
+                    person[row] = next_new
+                    new_people.add(next_new)
+                    if isinstance(line.name, str) and line.name:
+                        names[next_new] = line.name
+                    next_new += 1
+                else:
+                    person[row] = int(line.person_id)
+        for gone in hidden:
+            person[person == gone] = NOT_A_FACE
+        self.person_of, self.names, self.new_people = person, names, new_people
+        # Faces by person, most probable first: one sort, then each person is a slice.
+        order = np.lexsort((-self.probability, person))
+        sorted_people = person[order]
+        self._order = order
+        ids, starts, counts = np.unique(sorted_people, return_index=True, return_counts=True)
+        self._slices = {int(p): (int(s), int(s + c)) for p, s, c in zip(ids, starts, counts)}
+        grouped = ids >= 0
+        ranking = pd.DataFrame({"person_id": ids[grouped], "n_faces": counts[grouped]})
+        self.ranking = ranking.sort_values(["n_faces", "person_id"], ascending=[False, True]).reset_index(drop=True)
+
+    @property
+    def local_out(self) -> str | None:
+        from facecluster.core.lock import local_path
+
+        return local_path(str(self.out))
+
+    def face_rows(self, person_id: int) -> np.ndarray:
+        start, end = self._slices.get(person_id, (0, 0))
+        return self._order[start:end]
+
+    def person(self, person_id: int) -> PersonView | None:
+        rows = self.face_rows(person_id)
+        if person_id < 0 or not len(rows):
+            return None
+        return PersonView(person_id, self.names.get(person_id), len(rows), person_id in self.new_people, rows)
+
+    def people_page(self, page: int, per_page: int, query: str = "") -> tuple[list[PersonView], int]:
+        """People largest first (or those whose name holds `query`, or whose id it is); and how many."""
+        ranking = self.ranking
+        if query:
+            wanted = query.strip().lower()
+            named = [p for p, n in self.names.items() if isinstance(n, str) and wanted in n.lower()]
+            if wanted.lstrip("#").isdigit():
+                named.append(int(wanted.lstrip("#")))
+            ranking = ranking[ranking["person_id"].isin(named)]
+        chosen = ranking.iloc[page * per_page:(page + 1) * per_page]
+        return [self.person(int(p)) for p in chosen["person_id"]], len(ranking)
+
+    def not_grouped_page(self, page: int, per_page: int) -> tuple[np.ndarray, int]:
+        rows = self.face_rows(NOISE)
+        return rows[page * per_page:(page + 1) * per_page], len(rows)
+
+    def nearest_people(self, vectors: np.ndarray, count: int = 1, exclude: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(person ids, distances) of the people whose centroids lie nearest each vector, among
+        the people still on the pages."""
+        if not len(self.centroids):
+            return np.zeros((len(vectors), 0), np.int64), np.zeros((len(vectors), 0))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        squared = ((vectors ** 2).sum(1)[:, None] - 2 * vectors @ self.centroids.T
+                   + (self.centroids ** 2).sum(1)[None, :])
+        shown = np.array([p in self._slices and p != exclude for p in self.centroid_ids.tolist()])
+        squared[:, ~shown] = np.inf
+        take = min(count, int(shown.sum()))
+        nearest = np.argsort(squared, axis=1)[:, :take]
+        return self.centroid_ids[nearest], np.sqrt(np.maximum(np.take_along_axis(squared, nearest, 1), 0))
+
+    def shares_a_photo(self, person_a: int, person_b: int) -> bool:
+        photos = self.store.photo_ids
+        return bool(set(photos[self.face_rows(person_a)]) & set(photos[self.face_rows(person_b)]))
+
+    def albums_of(self, person_id: int) -> list[tuple[str, int]]:
+        albums = self.store.albums.iloc[self.face_rows(person_id)].value_counts()
+        return [(str(a), int(n)) for a, n in albums.items() if n]

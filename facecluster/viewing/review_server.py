@@ -1,0 +1,417 @@
+"""`facecluster review OUT`: a local web page to look at the people of a run and fix them.
+
+Served by Python's own HTTP server, one page per view (people, a person, the faces not
+grouped), thumbnails fetched by the browser as they scroll in. Every action appends a line to
+OUT/labels.csv through `add_label`, as `facecluster label` does, and the page shows its effect
+at once; the next `facecluster cluster` obeys it. Every request carries a token (a cookie set
+from the address printed at start), so no other web page in the browser can act on the run.
+"""
+from __future__ import annotations
+
+import hmac
+import html
+import ipaddress
+import json
+import secrets
+import sys
+import threading
+import traceback
+from http import HTTPStatus
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, urlsplit
+
+import numpy as np
+
+from facecluster.core.errors import UserError
+from facecluster.grouping.clustering import NOISE
+from facecluster.viewing.review import FaceStore, ReviewState
+
+PEOPLE_PER_PAGE = 50
+FACES_PER_PERSON_ROW = 8
+FACES_PER_PAGE = 120
+NOT_GROUPED_PER_PAGE = 60
+COOKIE = "facecluster_review"
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #222; background: #f6f6f6; }
+header { background: #263238; color: white; padding: 10px 20px; display: flex; gap: 18px; align-items: center; }
+header a { color: white; } header .pending { margin-left: auto; color: #ffd54f; }
+main { padding: 16px 20px; } h1 { font-size: 20px; margin: 4px 0 12px; }
+.person { background: white; border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; margin: 8px 0; }
+.person h3 { margin: 0 0 4px; font-size: 15px; }
+img.face { width: 80px; height: 80px; object-fit: cover; border-radius: 4px; background: #ddd; }
+.faces { display: flex; flex-wrap: wrap; gap: 6px; }
+.face-card { background: white; border: 1px solid #ddd; border-radius: 6px; padding: 4px; width: 176px; font-size: 12px; }
+.face-card.small { width: 88px; } .face-card .row { display: flex; gap: 4px; align-items: center; }
+button { font: inherit; padding: 2px 8px; border-radius: 4px; border: 1px solid #999; background: #fff; cursor: pointer; }
+button:hover { background: #eef; } button.danger { border-color: #c62828; color: #c62828; }
+form { display: inline-flex; gap: 4px; margin: 4px 8px 4px 0; } input { font: inherit; padding: 2px 4px; }
+.panel { background: white; border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; margin: 10px 0; }
+.pager a, .pager span { margin-right: 10px; } .muted { color: #666; } .why { color: #b71c1c; font-size: 12px; }
+#message { position: fixed; bottom: 16px; right: 16px; background: #b71c1c; color: white; padding: 8px 12px;
+           border-radius: 6px; display: none; max-width: 480px; }
+"""
+
+SCRIPT = """
+const token = document.body.dataset.token;
+function fields(element) {
+  const data = {};
+  for (const [key, value] of Object.entries(element.dataset)) if (key !== 'go') data[key] = value;
+  if (element.tagName === 'FORM') new FormData(element).forEach((value, key) => { data[key] = value; });
+  return data;
+}
+async function send(path, body, go) {
+  const answer = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json',
+                                    'X-Review-Token': token}, body: JSON.stringify(body)});
+  const reply = await answer.json();
+  if (!answer.ok) { const box = document.getElementById('message'); box.textContent = reply.error;
+                    box.style.display = 'block'; return; }
+  if (go) location.href = go; else location.reload();
+}
+document.addEventListener('click', event => {
+  const button = event.target.closest('button[data-action]');
+  if (!button || button.form) return;
+  event.preventDefault();
+  send(button.dataset.action === 'undo' ? '/api/undo' : '/api/label', fields(button), button.dataset.go);
+});
+document.addEventListener('submit', event => {
+  const form = event.target.closest('form[data-action]');
+  if (!form) return;
+  event.preventDefault();
+  send('/api/label', fields(form), form.dataset.go);
+});
+"""
+
+ACTION_WORDS = {"name": "rename", "merge": "merge", "move_out": "move out", "not_a_face": "not a face",
+                "assign": "assign", "hide": "hide", "forgotten": "forgotten line"}
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+class Review:
+    """The state behind the pages (reloaded when a cluster run rewrites the tables)."""
+
+    def __init__(self, out: str, cache=None):
+        self.out, self.cache = out, cache
+        self.lock = threading.RLock()
+        self.store = FaceStore(out, cache)
+        self.state = ReviewState(out, self.store)
+
+    def current(self) -> ReviewState:
+        with self.lock:
+            if self.state.stale():
+                self.store = FaceStore(self.out, self.cache)
+                self.state = ReviewState(self.out, self.store)
+            return self.state
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _frame(self, state: ReviewState, title: str, body: str, token: str) -> str:
+        pending = len(state.pending)
+        if pending:
+            last = state.pending.iloc[-1]
+            undo = (f"<span class='pending'>{pending} change{'s' if pending > 1 else ''} wait for "
+                    f"<code>facecluster cluster</code></span><button data-action='undo' id='undo'>Undo "
+                    f"{_e(ACTION_WORDS.get(last.action, last.action))}</button>")
+        else:
+            undo = "<span class='pending muted'>no changes waiting</span>"
+        not_grouped = len(state.face_rows(NOISE))
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)} · facecluster review</title>"
+                f"<style>{STYLE}</style></head><body data-token='{_e(token)}'>"
+                f"<header><b>facecluster review</b><a href='/' id='nav-people'>People ({len(state.ranking)})</a>"
+                f"<a href='/not-grouped' id='nav-not-grouped'>Not grouped ({not_grouped})</a>{undo}</header>"
+                f"<main>{body}</main><div id='message'></div><script>{SCRIPT}</script></body></html>")
+
+    def _img(self, row: int, title: str = "") -> str:
+        face_id = self.store.face_ids[row]
+        return (f"<img class='face' loading='lazy' src='/thumb/{self.store.folder.name}/{int(row)}' "
+                f"alt='face' title='{_e(title or face_id)}' data-face-id='{_e(face_id)}'>")
+
+    @staticmethod
+    def _pager(path: str, page: int, total: int, per_page: int, extra: str = "") -> str:
+        pages = max(1, -(-total // per_page))
+        if pages == 1:
+            return ""
+        parts = ["<div class='pager'>"]
+        if page > 0:
+            parts.append(f"<a href='{path}?page={page - 1}{extra}' rel='prev'>previous</a>")
+        parts.append(f"<span>page {page + 1} of {pages}</span>")
+        if page + 1 < pages:
+            parts.append(f"<a href='{path}?page={page + 1}{extra}' rel='next'>next</a>")
+        return "".join(parts) + "</div>"
+
+    def people_page(self, query: dict, token: str) -> str:
+        state = self.current()
+        page, wanted = _page(query), query.get("q", [""])[0]
+        people, total = state.people_page(page, PEOPLE_PER_PAGE, wanted)
+        parts = [f"<h1>People, most faces first</h1><form method='get' action='/'><input name='q' "
+                 f"placeholder='name or person number' value='{_e(wanted)}'><button>Find</button></form>"]
+        for person in people:
+            faces = "".join(self._img(row) for row in person.rows[:FACES_PER_PERSON_ROW])
+            link = (f"<a href='/person/{person.person_id}' class='person-link' data-person-id='{person.person_id}'>"
+                    f"{_e(person.title)}</a>") if not person.new else _e(person.title)
+            parts.append(f"<div class='person' id='person-{person.person_id}'><h3>{link} · {person.n_faces} faces"
+                         f"{' · numbered at the next cluster' if person.new else ''}</h3>"
+                         f"<div class='faces'>{faces}</div></div>")
+        parts.append(self._pager("/", page, total, PEOPLE_PER_PAGE, f"&q={quote(wanted)}" if wanted else ""))
+        return self._frame(state, "People", "".join(parts), token)
+
+    def person_page(self, person_id: int, query: dict, token: str) -> str | None:
+        state = self.current()
+        person = state.person(person_id)
+        if person is None or person.new:
+            return None
+        page = _page(query)
+        albums = ", ".join(f"{_e(a)} ({n})" for a, n in state.albums_of(person_id))
+        parts = [f"<h1 id='person-title'>{_e(person.title)}</h1><div class='muted'>person {person_id} · "
+                 f"{person.n_faces} faces · albums: {albums}</div>",
+                 f"<div class='panel'><form data-action='name' data-person_id='{person_id}' id='rename'>"
+                 f"<input name='name' placeholder='name' value='{_e(person.name or '')}' required>"
+                 f"<button type='submit'>Rename</button></form>"
+                 f"<button class='danger' data-action='hide' data-person_id='{person_id}' data-go='/' id='hide'>"
+                 f"Hide this person</button></div>"]
+        parts.append(self._merge_panel(state, person, query))
+        faces = []
+        for row in person.rows[page * FACES_PER_PAGE:(page + 1) * FACES_PER_PAGE]:
+            face_id = _e(state.store.face_ids[row])
+            faces.append(f"<div class='face-card small'>{self._img(row)}<div class='row'>"
+                         f"<button data-action='move_out' data-face_id='{face_id}' title='not this person'>"
+                         f"move out</button></div><div class='row'><button data-action='not_a_face' "
+                         f"data-face_id='{face_id}'>not a face</button></div></div>")
+        parts.append(f"<div class='faces' id='faces'>{''.join(faces)}</div>")
+        parts.append(self._pager(f"/person/{person_id}", page, person.n_faces, FACES_PER_PAGE))
+        return self._frame(state, person.title, "".join(parts), token)
+
+    def _merge_panel(self, state: ReviewState, person, query: dict) -> str:
+        wanted = query.get("merge_q", [""])[0]
+        if wanted:
+            found, _ = state.people_page(0, 10, wanted)
+            candidates = [(p.person_id, None) for p in found if p.person_id != person.person_id and not p.new]
+            heading = f"People matching “{_e(wanted)}”"
+        else:
+            vector = state.centroids[state.centroid_ids == person.person_id]
+            if len(vector):
+                ids, distances = state.nearest_people(vector, count=5, exclude=person.person_id)
+                candidates = list(zip(ids[0].tolist(), distances[0].tolist()))
+            else:
+                candidates = []
+            heading = "Perhaps the same person (nearest people)"
+        rows = []
+        for other, distance in candidates:
+            shown = state.person(other)
+            if shown is None:
+                continue
+            faces = "".join(self._img(row) for row in shown.rows[:5])
+            why = ""
+            if state.shares_a_photo(person.person_id, other):
+                why = "<span class='why'>shares a photo with this person: two people in one photo</span>"
+            measure = f" · distance {distance:.2f}" if distance is not None else ""
+            rows.append(f"<div class='person merge-candidate' data-person-id='{other}'><h3>{_e(shown.title)} · "
+                        f"{shown.n_faces} faces{measure}</h3><div class='faces'>{faces}</div>"
+                        f"<button data-action='merge' data-person_id='{person.person_id}' data-other_person_id="
+                        f"'{other}'>Same person: merge into {_e(person.title)}</button> {why}</div>")
+        search = (f"<form method='get' action='/person/{person.person_id}'><input name='merge_q' "
+                  f"placeholder='find a person to merge: name or number' value='{_e(wanted)}'>"
+                  f"<button id='merge-search'>Find</button></form>")
+        return (f"<div class='panel' id='merge'><b>{heading}</b><br>{search}"
+                f"{''.join(rows) or '<div class=muted>none</div>'}</div>")
+
+    def not_grouped_page(self, query: dict, token: str) -> str:
+        state = self.current()
+        page = _page(query)
+        rows, total = state.not_grouped_page(page, NOT_GROUPED_PER_PAGE)
+        nearest, distances = state.nearest_people(np.asarray(state.store.embeddings[np.sort(rows)]), count=1)
+        by_row = {int(r): i for i, r in enumerate(np.sort(rows))}
+        cards = []
+        for row in rows:
+            face_id = _e(state.store.face_ids[row])
+            likely = ""
+            i = by_row[int(row)]
+            if nearest.shape[1]:
+                other = state.person(int(nearest[i, 0]))
+                if other is not None:
+                    likely = (f"<div class='row'>{self._img(other.rows[0], other.title)}<div>nearest: "
+                              f"<a href='/person/{other.person_id}'>{_e(other.title)}</a><br>distance "
+                              f"{distances[i, 0]:.2f}<br><button data-action='assign' data-face_id='{face_id}' "
+                              f"data-person_id='{other.person_id}' class='assign-nearest'>is {_e(other.title)}"
+                              f"</button></div></div>")
+            cards.append(f"<div class='face-card' data-face-id='{face_id}'>{self._img(row)}{likely}"
+                         f"<form data-action='assign' data-face_id='{face_id}' class='assign-other'>"
+                         f"<input name='person_id' placeholder='person number' size='8' inputmode='numeric' required>"
+                         f"<button type='submit'>assign</button></form>"
+                         f"<form data-action='assign' data-face_id='{face_id}' class='assign-new'>"
+                         f"<input name='name' placeholder='new person: name' size='12'>"
+                         f"<button type='submit'>new person</button></form>"
+                         f"<button data-action='not_a_face' data-face_id='{face_id}'>not a face</button></div>")
+        body = (f"<h1>Faces not grouped ({total})</h1><p class='muted'>Seen once, or unsure: each with the person "
+                f"it lies nearest.</p><div class='faces' id='faces'>{''.join(cards)}</div>"
+                + self._pager("/not-grouped", page, total, NOT_GROUPED_PER_PAGE))
+        return self._frame(state, "Not grouped", body, token)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def label(self, body: dict) -> str:
+        from facecluster.core.lock import output_lock
+        from facecluster.curation.labels import add_label
+
+        state = self.current()
+        local = state.local_out
+        if local is None:
+            raise UserError(f"{self.out} is not a local folder: labels are written to a local run's labels.csv")
+        action = str(body.get("action", ""))
+        fields = {"person_id": _number(body.get("person_id")), "other_person_id": _number(body.get("other_person_id")),
+                  "face_id": body.get("face_id") or None, "name": (body.get("name") or "").strip() or None}
+        for key in ("person_id", "other_person_id"):
+            person = fields[key]
+            if person is not None and state.person(person) is None:
+                raise UserError(f"there is no person {person} on these pages now "
+                                "(merged, hidden, or new until the next cluster run)")
+        if action == "name" and not fields["name"]:
+            raise UserError("a name cannot be empty")
+        with self.lock, output_lock(local, "review"):
+            add_label(local, action, **fields, assignments=state.run_assignments)
+            state.refresh()
+        return f"{ACTION_WORDS.get(action, action)} written to labels.csv"
+
+    def undo(self) -> str:
+        from facecluster.core.lock import output_lock
+        from facecluster.curation.labels import undo_last_label
+
+        state = self.current()
+        if state.local_out is None:
+            raise UserError(f"{self.out} is not a local folder")
+        with self.lock, output_lock(state.local_out, "review"):
+            line = undo_last_label(state.local_out)
+            state.refresh()
+        return f"took back: {ACTION_WORDS.get(line.action, line.action)}"
+
+
+def _page(query: dict) -> int:
+    try:
+        return max(0, int(query.get("page", ["0"])[0]))
+    except ValueError:
+        return 0
+
+
+def _number(value) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        return int(str(value).strip().lstrip("#"))
+    except ValueError:
+        raise UserError(f"{value!r} is not a person number") from None
+
+
+def make_handler(review: Review, token: str):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "facecluster-review"
+
+        def log_message(self, format, *args):  # quiet: the terminal shows only the address and errors
+            pass
+
+        def log_error(self, format, *args):
+            sys.stderr.write(format % args + "\n")
+
+        def _token_ok(self, query: dict) -> bool:
+            given = self.headers.get("X-Review-Token") or query.get("token", [None])[0]
+            if not given:
+                cookie = SimpleCookie(self.headers.get("Cookie", ""))
+                given = cookie[COOKIE].value if COOKIE in cookie else None
+            return bool(given) and hmac.compare_digest(str(given), token)
+
+        def _send(self, status, body: bytes, kind: str, headers: dict | None = None):
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _html(self, text: str, status=HTTPStatus.OK, headers=None):
+            self._send(status, text.encode("utf-8"), "text/html; charset=utf-8", headers)
+
+        def _json(self, payload: dict, status=HTTPStatus.OK):
+            self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
+
+        def do_GET(self):
+            url = urlsplit(self.path)
+            query = parse_qs(url.query)
+            if not self._token_ok(query):
+                return self._html("<p>This page needs the review token: open the address that "
+                                  "<code>facecluster review</code> printed.</p>", HTTPStatus.FORBIDDEN)
+            headers = {}
+            if "token" in query:  # the first visit: later requests carry it as a cookie
+                headers["Set-Cookie"] = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+            parts = [p for p in url.path.split("/") if p]
+            try:
+                if not parts:
+                    return self._html(review.people_page(query, token), headers=headers)
+                if parts[0] == "person" and len(parts) == 2 and parts[1].isdigit():
+                    page = review.person_page(int(parts[1]), query, token)
+                    if page is None:
+                        return self._html(f"<p>No person {int(parts[1])} now (merged, hidden or emptied). "
+                                          "<a href='/'>All people</a></p>", HTTPStatus.NOT_FOUND)
+                    return self._html(page, headers=headers)
+                if parts == ["not-grouped"]:
+                    return self._html(review.not_grouped_page(query, token), headers=headers)
+                if parts[0] == "thumb" and len(parts) == 3 and parts[2].isdigit():
+                    store = review.store
+                    row = int(parts[2])
+                    if parts[1] != store.folder.name or row >= len(store.face_ids):
+                        return self._send(HTTPStatus.NOT_FOUND, b"", "text/plain")
+                    return self._send(HTTPStatus.OK, store.thumb(row), "image/jpeg",
+                                      {"Cache-Control": "private, max-age=86400"})
+            except UserError as exc:
+                return self._html(f"<p>{_e(exc)}</p>", HTTPStatus.BAD_REQUEST)
+            except Exception as exc:  # a bug shows on the page, and the server goes on
+                self.log_error("%s", traceback.format_exc())
+                return self._html(f"<p>Error: {_e(exc)}</p>", HTTPStatus.INTERNAL_SERVER_ERROR)
+            self._html("<p>Not found. <a href='/'>All people</a></p>", HTTPStatus.NOT_FOUND)
+
+        def do_POST(self):
+            url = urlsplit(self.path)
+            if not self._token_ok(parse_qs(url.query)):
+                return self._json({"error": "missing or wrong review token"}, HTTPStatus.FORBIDDEN)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if url.path == "/api/label":
+                    return self._json({"message": review.label(body)})
+                if url.path == "/api/undo":
+                    return self._json({"message": review.undo()})
+            except (UserError, ValueError) as exc:
+                return self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+            except Exception as exc:
+                self.log_error("%s", traceback.format_exc())
+                return self._json({"error": f"error: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+            self._json({"error": "no such action"}, HTTPStatus.NOT_FOUND)
+
+    return Handler
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def start_review(out: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 cache=None) -> tuple[ThreadingHTTPServer, str]:
+    """The server (not yet serving) and the address to open, token included."""
+    if not is_loopback(host) and not token:
+        raise UserError(f"review on {host} is reachable from other machines: give a --token that every request "
+                        "must carry (or serve on 127.0.0.1)")
+    token = token or secrets.token_urlsafe(24)
+    review = Review(out, cache)
+    server = ThreadingHTTPServer((host, port), make_handler(review, token))
+    server.daemon_threads = True
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return server, f"http://{shown}:{server.server_address[1]}/?token={quote(token)}"

@@ -1,0 +1,215 @@
+"""`facecluster review`: the page served by the command line, driven by real clicks in headless
+Chromium (selenium with Debian's chromium-driver), then `facecluster cluster`, and the tables
+checked against every action: rename, merge, move out, assign, hide, undo."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+needs_browser = pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
+                                   reason="needs Debian's chromium and chromium-driver (scripts/test.sh installs "
+                                          "them when run as root)")
+
+
+def facecluster(*words) -> int:
+    from facecluster.cli import main
+
+    return main([str(w) for w in words])
+
+
+@pytest.fixture()
+def served(sample_run, tmp_path):
+    """A copy of the sample run, and `facecluster review` serving it: (out, address)."""
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "facecluster"), "review", str(out), "--no-browser"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    line = server.stdout.readline()
+    assert line.startswith("review: http://127.0.0.1:"), line + server.stderr.read()
+    try:
+        yield out, line.split()[1]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture()
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def person_of(out: Path) -> pd.Series:
+    return pd.read_parquet(out / "assignments", columns=["face_id", "person_id"]).set_index("face_id")["person_id"]
+
+
+def labels(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "labels.csv", dtype=str)
+
+
+def open_person(driver, person: int):
+    driver.find_element("id", "nav-people").click()
+    driver.find_element("css selector", f"a.person-link[data-person-id='{person}']").click()
+    wait_for(lambda: driver.find_element("id", "person-title"))
+
+
+def wait_for(check, seconds: float = 10):
+    deadline = time.time() + seconds
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception:  # the page is reloading: elements come and go
+            if time.time() > deadline:
+                raise
+        if time.time() > deadline:
+            raise AssertionError("the page never showed it")
+        time.sleep(0.1)
+
+
+def faces_on_page(driver) -> list[str]:
+    return [i.get_attribute("data-face-id") for i in driver.find_elements("css selector", "#faces img.face")]
+
+
+@needs_browser
+def test_review_by_clicks_then_cluster_obeys_every_action(served, browser):
+    out, address = served
+    before = person_of(out)
+    sizes = before[before >= 0].value_counts()
+    alice, other, third = (int(p) for p in sizes.index[:3])
+    faces_of = {p: set(before.index[before == p]) for p in (alice, other, third)}
+
+    browser.get(address)
+    assert browser.find_element("id", "nav-people").text == f"People ({len(sizes)})"
+    shown = [int(a.get_attribute("data-person-id")) for a in browser.find_elements("css selector", "a.person-link")]
+    assert shown[:3] == [alice, other, third], "people largest first"
+    wait_for(lambda: browser.execute_script(
+        "const seen = [...document.images].filter(i => i.getBoundingClientRect().top < innerHeight);"
+        "return seen.length > 0 && seen.every(i => i.complete && i.naturalWidth > 0);"))  # every thumbnail in view
+
+    # Rename.
+    open_person(browser, alice)
+    field = browser.find_element("css selector", "#rename input[name=name]")
+    field.clear()
+    field.send_keys("Alice Example")
+    browser.find_element("css selector", "#rename button").click()
+    wait_for(lambda: browser.find_element("id", "person-title").text == "Alice Example")
+
+    # Merge, with the other person found by number in the merge search.
+    browser.find_element("css selector", "#merge input[name=merge_q]").send_keys(f"#{other}")
+    browser.find_element("id", "merge-search").click()
+    browser.find_element("css selector", f".merge-candidate[data-person-id='{other}'] button").click()
+    wait_for(lambda: len(faces_on_page(browser)) == len(faces_of[alice]) + len(faces_of[other]))
+
+    # Move a face out.
+    button = browser.find_element("css selector", "#faces button[data-action=move_out]")
+    moved = button.get_attribute("data-face_id")
+    button.click()
+    wait_for(lambda: moved not in faces_on_page(browser) and len(faces_on_page(browser)) > 0)
+
+    # Assign a face that was not grouped to the third person, by number.
+    browser.find_element("id", "nav-not-grouped").click()
+    card = browser.find_element("css selector", "#faces .face-card")
+    assigned = card.get_attribute("data-face-id")
+    card.find_element("css selector", "form.assign-other input[name=person_id]").send_keys(str(third))
+    card.find_element("css selector", "form.assign-other button").click()
+    wait_for(lambda: assigned not in [c.get_attribute("data-face-id")
+                                      for c in browser.find_elements("css selector", "#faces .face-card")])
+
+    # A label naming a person who does not exist is refused when written, with the reason.
+    card = browser.find_element("css selector", "#faces .face-card")
+    card.find_element("css selector", "form.assign-other input[name=person_id]").send_keys("99999")
+    card.find_element("css selector", "form.assign-other button").click()
+    message = wait_for(lambda: browser.find_element("id", "message").text)
+    assert "no person 99999" in message
+
+    # Hide the third person, then undo it.
+    written = len(labels(out))
+    open_person(browser, third)
+    browser.find_element("id", "hide").click()
+    wait_for(lambda: not browser.find_elements("css selector", f"a.person-link[data-person-id='{third}']"))
+    assert len(labels(out)) == written + 1 and labels(out)["action"].iloc[-1] == "hide"
+    browser.find_element("id", "undo").click()
+    wait_for(lambda: browser.find_elements("css selector", f"a.person-link[data-person-id='{third}']"))
+    assert list(labels(out)["action"]) == ["name", "merge", "move_out", "assign"]
+
+    assert facecluster("cluster", "--out", out, "--set", "spark.master=local[2]") == 0
+    after = person_of(out)
+    people = pd.read_parquet(out / "people")
+    named = people[people["name"] == "Alice Example"]
+    assert len(named) == 1, "renamed"
+    alice_now = int(named["person_id"].iloc[0])
+    kept = (faces_of[alice] | faces_of[other]) - {moved}
+    assert set(after.index[after == alice_now]) >= kept, "merged: both people's faces are one person"
+    assert after[moved] != alice_now, "the face moved out is not put back"
+    assert after[assigned] == after[next(iter(faces_of[third]))] >= 0, "assigned to the third person"
+    assert not people["hidden"].any(), "the hide was undone"
+
+
+@needs_browser
+def test_review_needs_its_token(served):
+    out, address = served
+    bare = address.split("?")[0]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bare)
+    assert refused.value.code == 403
+    post = urllib.request.Request(bare + "api/label", data=b'{"action": "hide", "person_id": 0}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post)
+    assert refused.value.code == 403
+    assert not (out / "labels.csv").exists(), "nothing written without the token"
+    with urllib.request.urlopen(address) as page:
+        assert b"People, most faces first" in page.read()
+
+
+def test_review_on_another_address_needs_a_token(sample_run):
+    from facecluster.core.errors import UserError
+    from facecluster.viewing.review_server import start_review
+
+    with pytest.raises(UserError, match="--token"):
+        start_review(str(sample_run), host="0.0.0.0")
+
+
+def test_a_hidden_person_is_kept_but_never_shown_or_exported(sample_run, tmp_path):
+    from facecluster.viewing.runs import load_run
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    before = person_of(out)
+    hidden = int(before[before >= 0].value_counts().index[0])
+    faces = set(before.index[before == hidden])
+    assert facecluster("label", "--out", out, "hide", hidden) == 0
+    assert facecluster("label", "--out", out, "name", hidden, "Not Shown") == 0
+    assert facecluster("cluster", "--out", out, "--set", "spark.master=local[2]") == 0
+    people = pd.read_parquet(out / "people")
+    row = people[people["hidden"]]
+    assert len(row) == 1 and row["name"].iloc[0] == "Not Shown", "kept, one person, marked hidden"
+    assert set(person_of(out).index[person_of(out) == int(row["person_id"].iloc[0])]) == faces
+    run = load_run(out)
+    assert not set(run["faces"]["face_id"]) & faces and int(row["person_id"].iloc[0]) not in set(run["people"]["person_id"])
+    assert facecluster("export", out, "--to", tmp_path / "export") == 0
+    exported = pd.read_csv(tmp_path / "export" / "faces.csv")
+    assert "Not Shown" not in set(exported["name"].dropna())
