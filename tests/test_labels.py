@@ -116,6 +116,36 @@ def test_cluster_job_keeps_names_merges_and_moves(spark, sample_run, tmp_path, s
         cluster.cluster(spark, str(out), settings["cluster"])
 
 
+def test_assign_takes_a_face_from_where_it_was_and_hide_keeps_one_person():
+    # f (not grouped) is person 1; a is taken out of person 0 into a person of its own, "Bo";
+    # person 2 is hidden.
+    table = labels(("assign", 1, None, "f", None), ("assign", None, None, "a", "Bo"), ("hide", 2, None, None, None))
+    constraints = Constraints(snapshot(table, 0, PREVIOUS))
+    assert constraints.member["f"] == constraints.member["d"] == constraints.member["e"]
+    bo = constraints.member["a"]
+    assert constraints.names[bo] == "Bo" and constraints.member["b"] != bo and constraints.excluded["a"]
+    assert constraints.hidden == {constraints.member["g"]}
+    faces = np.array(list("abcdefg"))
+    out, identity_label = apply_constraints(faces, np.array([0, 0, 0, 1, 1, -1, 2]), np.zeros((7, 2)), constraints)
+    assert out[5] == out[3] == out[4] and out[0] not in (out[1], out[5], -1) and out[1] == out[2]
+    with pytest.raises(LabelError, match="no person 9"):
+        snapshot(labels(("assign", 9, None, "f", None)), 0, PREVIOUS)
+
+
+def test_undo_takes_back_only_lines_not_applied(tmp_path):
+    from facecluster.curation.labels import undo_last_label
+
+    (tmp_path / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,0,,,Ann\n"
+                                         "hide,1,,,\n")
+    assert undo_last_label(str(tmp_path)).action == "hide"
+    assert (tmp_path / "labels.csv").read_text().splitlines()[-1] == "name,0,,,Ann"
+    (tmp_path / "labels_applied").mkdir()
+    pd.DataFrame({"label_row": [0], "face_id": ["a"], "relation": ["member"], "group": ["g0"], "name": ["Ann"]}
+                 ).to_parquet(tmp_path / "labels_applied" / "part.parquet")
+    with pytest.raises(LabelError, match="nothing to undo"):
+        undo_last_label(str(tmp_path))
+
+
 def _clustered(out):
     """An output root with the assignments of a run: people 3 and 7, face abc:0 not grouped."""
     pd.DataFrame({"face_id": ["abc:0", "abc:1", "def:0", "def:1"], "person_id": [-1, 3, 7, 7]}).to_parquet(

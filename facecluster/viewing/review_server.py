@@ -308,6 +308,7 @@ def _number(value) -> int | None:
 def make_handler(review: Review, token: str):
     class Handler(BaseHTTPRequestHandler):
         server_version = "facecluster-review"
+        protocol_version = "HTTP/1.1"  # keep-alive: a page's thumbnails come over a few connections
 
         def log_message(self, format, *args):  # quiet: the terminal shows only the address and errors
             pass

@@ -1,0 +1,44 @@
+"""Screenshots of `facecluster review`'s pages for the README, taken in headless Chromium.
+
+    .venv/bin/python scripts/review_screenshots.py OUT docs/
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main(out: str, to: str) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    target = Path(to)
+    target.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "facecluster"), "review", out, "--no-browser"],
+                              stdout=subprocess.PIPE, text=True)
+    address = server.stdout.readline().split()[1]
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,800"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get(address)
+        pages = {"review_people.png": None, "review_person.png": "a.person-link", "review_not_grouped.png": "#nav-not-grouped"}
+        for name, click in pages.items():
+            if click:
+                driver.find_element("css selector", click).click()
+            time.sleep(1.5)  # the thumbnails in view
+            driver.save_screenshot(str(target / name))
+            print(target / name)
+            driver.find_element("id", "nav-people").click()
+    finally:
+        driver.quit()
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
