@@ -76,27 +76,26 @@ class FaceStore:
             shutil.rmtree(run_folder, ignore_errors=True)
         run_folder.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix="building-", dir=run_folder))
-        offsets, metadata, dimension = [0], [], None
-        with open(building / "thumbs.bin", "wb") as thumbs, open(building / "embeddings.f32", "wb") as vectors:
+        count = dataset.count_rows()
+        first = next(iter(dataset.to_batches(columns=["embedding"], batch_size=1)), None)
+        dimension = len(first.column("embedding")[0]) if first is not None and first.num_rows else 0
+        vectors = np.lib.format.open_memmap(building / "embeddings.npy", mode="w+", dtype=np.float32,
+                                            shape=(count, dimension))
+        offsets, metadata, done = [0], [], 0
+        with open(building / "thumbs.bin", "wb") as thumbs:
             for batch in dataset.to_batches(columns=["face_id", "photo_id", "album", "thumb", "embedding"],
-                                            batch_size=16384):
+                                            batch_size=16384, batch_readahead=2, fragment_readahead=1):
                 if not batch.num_rows:
                     continue
-                column = batch.column("thumb")
-                data = [bytes(t) if t is not None else b"" for t in column.to_pylist()]
+                data = [bytes(t) if t is not None else b"" for t in batch.column("thumb").to_pylist()]
                 thumbs.write(b"".join(data))
                 offsets.extend((offsets[-1] + np.cumsum([len(t) for t in data])).tolist())
-                embedding = batch.column("embedding")
-                flat = embedding.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-                dimension = dimension or len(flat) // batch.num_rows
-                vectors.write(flat.reshape(batch.num_rows, dimension).tobytes())
+                flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
+                vectors[done:done + batch.num_rows] = flat.reshape(batch.num_rows, dimension)
+                done += batch.num_rows
                 metadata.append(pa.Table.from_batches([batch.select(["face_id", "photo_id", "album"])]))
-        count = int(sum(t.num_rows for t in metadata))
-        matrix = np.memmap(building / "embeddings.f32", dtype=np.float32, mode="r",
-                           shape=(count, dimension or 0)) if count else np.zeros((0, 0), np.float32)
-        np.save(building / "embeddings.npy", np.asarray(matrix))
-        del matrix
-        (building / "embeddings.f32").unlink()
+        vectors.flush()
+        del vectors
         np.save(building / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         table = pa.concat_tables(metadata) if metadata else pa.table({"face_id": [], "photo_id": [], "album": []})
         pq.write_table(table, building / "faces.parquet")
@@ -206,6 +205,7 @@ class ReviewState:
         grouped = ids >= 0
         ranking = pd.DataFrame({"person_id": ids[grouped], "n_faces": counts[grouped]})
         self.ranking = ranking.sort_values(["n_faces", "person_id"], ascending=[False, True]).reset_index(drop=True)
+        self._centroid_shown = np.isin(self.centroid_ids, ids[grouped])
 
     @property
     def local_out(self) -> str | None:
@@ -248,10 +248,13 @@ class ReviewState:
         vectors = np.asarray(vectors, dtype=np.float32)
         squared = ((vectors ** 2).sum(1)[:, None] - 2 * vectors @ self.centroids.T
                    + (self.centroids ** 2).sum(1)[None, :])
-        shown = np.array([p in self._slices and p != exclude for p in self.centroid_ids.tolist()])
+        shown = self._centroid_shown & (self.centroid_ids != exclude)
         squared[:, ~shown] = np.inf
         take = min(count, int(shown.sum()))
-        nearest = np.argsort(squared, axis=1)[:, :take]
+        if take == 0:
+            return np.zeros((len(vectors), 0), np.int64), np.zeros((len(vectors), 0))
+        nearest = np.argpartition(squared, take - 1, axis=1)[:, :take]  # not a full sort of 100,000 people
+        nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(squared, nearest, 1), axis=1), 1)
         return self.centroid_ids[nearest], np.sqrt(np.maximum(np.take_along_axis(squared, nearest, 1), 0))
 
     def shares_a_photo(self, person_a: int, person_b: int) -> bool:
