@@ -48,10 +48,18 @@ TRIES = {
     "knn algorithm": {"algorithm": "knn", "device": "cpu"},
     "min_cluster_size 5": {"min_cluster_size": 5, "min_samples": 5},
     "leaf": {"cluster_selection_method": "leaf"},
+    "faces of one photo: extra faces noise, people never split": {
+        "constants": {"SEPARATE_MIN_PHOTOS": 10 ** 9, "SEPARATE_MIN_GAP": float("inf")}},
+    "faces of one photo: split at any conflict": {"constants": {"SEPARATE_MIN_PHOTOS": 1}},
+    "fragments never joined": {"constants": {"JOIN_FRAGMENTS_UP_TO": 0}},
+    "fragments of up to 10 faces joined": {"constants": {"JOIN_FRAGMENTS_UP_TO": 10}},
+    "fragments of up to 50 faces joined": {"constants": {"JOIN_FRAGMENTS_UP_TO": 50}},
+    "strict: fixed, split and prune at 0.24": {**FIXED, "split_distance": 0.24, "max_member_distance": 0.24},
+    "strict: fixed, split and prune at 0.20": {**FIXED, "split_distance": 0.20, "max_member_distance": 0.20},
 }
 
 
-def fitted(X: np.ndarray, try_: dict) -> np.ndarray:
+def fitted(X: np.ndarray, try_: dict, photos: np.ndarray | None = None) -> np.ndarray:
     """PeopleClusterer's labels with the try's settings and module constants."""
     from facecluster.grouping import clustering
 
@@ -61,7 +69,7 @@ def fitted(X: np.ndarray, try_: dict) -> np.ndarray:
     try:
         for name, value in constants.items():
             setattr(clustering, name, value)
-        return PeopleClusterer(**{**DEFAULT, **try_}).fit(X).labels_
+        return PeopleClusterer(**{**DEFAULT, **try_}).fit(X, photos).labels_
     finally:
         for name, value in saved.items():
             setattr(clustering, name, value)
@@ -76,7 +84,7 @@ def scores(faces: pd.DataFrame, labels: pd.DataFrame, status: pd.DataFrame, pers
     many = scored.groupby("person").size() >= 5
     report["largest_min"] = float(largest[many].min()) if many.any() else float("nan")
     report["largest_median"] = float(largest[many].median()) if many.any() else float("nan")
-    if name == "families":
+    if name in ("families", "familyphotos"):
         members = grouped.assign(family=grouped["person"].str.split("_").str[0]).groupby("person_id")["person"].nunique()
         report["mixing"] = float((members > 1).mean()) if len(members) else 0.0
     return report
@@ -85,7 +93,7 @@ def scores(faces: pd.DataFrame, labels: pd.DataFrame, status: pd.DataFrame, pers
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kept")
-    parser.add_argument("--sets", nargs="+", default=["lfw500", "celebs17", "celebs17dup", "families"])
+    parser.add_argument("--sets", nargs="+", default=["lfw500", "celebs17", "celebs17dup", "families", "familyphotos"])
     parser.add_argument("--tries", nargs="+", default=list(TRIES))
     args = parser.parse_args()
     for name in args.sets:
@@ -94,7 +102,8 @@ def main() -> None:
         if not (out / "faces").exists():
             print(f"# {name}: no kept run under {root}")
             continue
-        labels = pd.read_csv(root / "labels.csv")
+        # familyphotos: faces labelled one by one (benchmarks/real_photos.py writes face_labels.csv)
+        labels = pd.read_csv(root / "face_labels.csv" if (root / "face_labels.csv").exists() else root / "labels.csv")
         faces = pd.read_parquet(out / "faces", columns=["face_id", "photo_id", "path", "box", "face_px", "embedding"])
         status = pd.read_parquet(out / "photo_status")
         clustered = faces["face_px"].to_numpy() >= 32
@@ -103,7 +112,7 @@ def main() -> None:
         for title in args.tries:
             started = time.perf_counter()
             person = np.full(len(faces), -1)
-            person[clustered] = fitted(X[clustered], TRIES[title])
+            person[clustered] = fitted(X[clustered], TRIES[title], faces["photo_id"].to_numpy()[clustered])
             r = scores(faces, labels, status, person, name)
             pw, bc = r["pairwise"], r["bcubed"]
             print(f"{name:<12} {title:<50} P {pw['precision']:.3f} R {pw['recall']:.3f} F {pw['f']:.3f} | "

@@ -8,6 +8,9 @@ Sets (from ../shared/data, never copied into the project):
                two or three variants (resized, cropped a few percent, re-encoded at a lower JPEG
                quality, a burst-like shift of light), as bursts, edits and re-saved copies are
   families     100 members of 28 families, children to parents (tight 224x224 crops)
+  familyphotos the same crops put back together: the crops of one source photo side by side in
+               one photo (families_group_photos.csv), as the family's archive holds them; each
+               face scored by the tile it lies in
   portraits    61 photos of 13 people, full size
 
 Per set: pairwise and BCubed precision / recall / F on the face each photo is about (the one
@@ -41,7 +44,9 @@ from facecluster.measuring.evaluation import labelled_faces, lfw_subset  # noqa:
 from facecluster.measuring.metrics import cluster_report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-SETS = ("lfw500", "celebs17", "celebs17dup", "families", "portraits")
+SETS = ("lfw500", "celebs17", "celebs17dup", "families", "familyphotos", "portraits")
+MIXING_SETS = ("families", "familyphotos")
+TILE, MARGIN = 224, 56  # familyphotos: each crop on a grey margin, so the detector sees a whole head
 
 
 def _album(rng) -> str:
@@ -106,10 +111,45 @@ def build(name: str, archive: Path, seed: int = 0) -> pd.DataFrame:
     if name == "families":
         rows = [(str(p), p.parent.name) for p in sorted((DATA / "photos" / "families").glob("*/*.jpg"))]
         return _place(rows, archive, rng)
+    if name == "familyphotos":
+        return family_photos(archive, rng)
     if name == "portraits":
         table = pd.read_csv(DATA / "photos" / "portraits_labels.csv")
         return _place([(str(DATA / "photos" / f), p) for f, p in zip(table["file"], table["person"])], archive, rng)
     raise ValueError(f"unknown set {name}; one of {', '.join(SETS)}")
+
+
+def family_photos(archive: Path, rng) -> pd.DataFrame:
+    """The family crops of one source photo (P-number) side by side in one JPEG; labels by
+    path and tile: x0 <= the face's centre < x1."""
+    from PIL import Image
+
+    crops: dict[str, list[Path]] = {}
+    for crop in sorted((DATA / "photos" / "families").glob("*/*.jpg")):
+        crops.setdefault(crop.name.split("_")[0], []).append(crop)
+    labels = []
+    for number, (source, members) in enumerate(sorted(crops.items())):
+        width = TILE + 2 * MARGIN
+        canvas = Image.new("RGB", (width * len(members), width), (128, 128, 128))
+        album = archive / _album(rng)
+        album.mkdir(parents=True, exist_ok=True)
+        target = album / f"{number:05d}_{source}.jpg"
+        for k, crop in enumerate(members):
+            with Image.open(crop) as image:
+                canvas.paste(image.convert("RGB").resize((TILE, TILE)), (k * width + MARGIN, MARGIN))
+            labels.append({"path": f"{album.name}/{target.name}", "person": crop.parent.name,
+                           "x0": k * width, "x1": (k + 1) * width})
+        canvas.save(target, "JPEG", quality=92)
+    return pd.DataFrame(labels)
+
+
+def face_labels(faces: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """face_id -> person for labels given by path and tile (familyphotos)."""
+    centre = faces["box"].map(lambda b: (b[0] + b[2]) / 2)
+    relative = faces["path"].map(lambda p: "/".join(str(p).split("/")[-2:]))
+    found = pd.DataFrame({"face_id": faces["face_id"], "path": relative, "x": centre}).merge(labels, on="path")
+    found = found[(found["x"] >= found["x0"]) & (found["x"] < found["x1"])]
+    return found.drop_duplicates("face_id", keep=False)[["face_id", "person"]]
 
 
 def facecluster(*args: str) -> float:
@@ -121,6 +161,10 @@ def facecluster(*args: str) -> float:
 
 def score(out: Path, labels: pd.DataFrame, name: str) -> dict:
     faces = pd.read_parquet(out / "faces", columns=["face_id", "photo_id", "path", "box"])
+    by_tile = "x0" in labels.columns
+    if by_tile:
+        labels = face_labels(faces, labels)
+        labels.to_csv(out.parent / "face_labels.csv", index=False)  # for benchmarks/clustering_tries.py
     scored = labelled_faces(faces, pd.read_parquet(out / "photo_status"), labels)
     scored = scored.merge(pd.read_parquet(out / "assignments", columns=["face_id", "person_id"]), on="face_id")
     report = cluster_report(scored["person"].tolist(), scored["person_id"].to_numpy())
@@ -130,9 +174,9 @@ def score(out: Path, labels: pd.DataFrame, name: str) -> dict:
     many = scored.groupby("person").size() >= 5  # "each person's largest found person" means people seen often
     report["largest_share_min"] = float(largest[many].min()) if many.any() else float("nan")
     report["largest_share_median"] = float(largest[many].median()) if many.any() else float("nan")
-    report["photos"] = int(labels["path"].nunique())
+    report["photos"] = int(scored["path"].nunique()) if by_tile else int(labels["path"].nunique())
     report["photos_with_face"] = int(scored["photo_id"].nunique())
-    if name == "families":
+    if name in MIXING_SETS:
         family = grouped.assign(family=grouped["person"].str.split("_").str[0])
         members = family.groupby("person_id")["person"].nunique()
         report["people_mixing_relatives"] = int((members > 1).sum())

@@ -2,7 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from facecluster.grouping.clustering import NOISE, PeopleClusterer, attach_not_grouped, one_face_per_photo
+from facecluster.grouping.clustering import (NOISE, PeopleClusterer, attach_not_grouped, one_face_per_photo,
+                                            separate_people_in_one_photo)
 from facecluster.measuring.metrics import pairwise_scores
 from tests.test_clustering import people_on_a_sphere
 
@@ -88,3 +89,38 @@ def test_an_incremental_run_files_two_faces_of_a_new_photo_apart():
                                  load_settings()["cluster"], "dlib-resnet-v1")
     assert (labels[:12] == 0).all()
     assert sorted(labels[12:].tolist())[1] == 0 and sorted(labels[12:].tolist())[0] != 0  # one joins, one does not
+
+
+def test_a_person_holding_two_people_seen_together_is_split_between_them():
+    # Two look-alikes (siblings) merged into one person; three photos show them side by side.
+    X, truth = people_on_a_sphere([12, 12], spread=0.15, seed=3)
+    X[12:] = X[:12] * 0.9 + X[12:] * 0.1  # as close as siblings: HDBSCAN alone would keep them one person
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    photos = np.array([f"a{i}" for i in range(12)] + [f"b{i}" for i in range(12)], dtype=object)
+    photos[[0, 1, 2]] = ["group0", "group1", "group2"]
+    photos[[12, 13, 14]] = ["group0", "group1", "group2"]
+    labels = separate_people_in_one_photo(X, np.zeros(24, dtype=np.int64), photos)
+    assert len(set(labels[:12])) == 1 and len(set(labels[12:])) == 1 and labels[0] != labels[12]
+
+
+def test_one_collage_of_a_person_does_not_split_them():
+    X, _ = people_on_a_sphere([20], spread=0.3, seed=4)
+    photos = np.array([f"p{i}" for i in range(20)], dtype=object)
+    photos[[3, 11]] = "collage"  # one photo showing the person twice (then and now)
+    labels = separate_people_in_one_photo(X, np.zeros(20, dtype=np.int64), photos)
+    assert (labels == 0).all()
+    assert (one_face_per_photo(X, labels, photos) == 0).sum() == 19  # one face of the collage stays
+
+
+def test_a_fragment_of_a_person_joins_them_unless_a_photo_shows_both():
+    from facecluster.grouping.clustering import join_fragments
+
+    X, truth = people_on_a_sphere([40, 4, 30], spread=0.25, seed=5)
+    X[40:44] = X[:4] * 0.85 + X[40:44] * 0.15  # a burst of four photos, a little apart from the rest
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    labels = np.r_[np.zeros(40), np.ones(4), np.full(30, 2)].astype(np.int64)
+    photos = np.array([f"p{i}" for i in range(74)], dtype=object)
+    joined = join_fragments(X, labels, max_distance=0.43, member_distance=0.35, photos=photos)
+    assert (joined[:44] == 0).all() and (joined[44:] == 2).all()
+    photos[40] = photos[5]  # a photo shows the fragment's face beside one of the person's
+    assert (join_fragments(X, labels, 0.43, 0.35, photos=photos)[40:44] == 1).all()

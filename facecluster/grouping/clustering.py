@@ -158,14 +158,93 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
     return labels
 
 
+# A person holding faces of one photo in SEPARATE_MIN_PHOTOS photos or more is taken for two
+# people (siblings photographed together, merged by their likeness); in fewer, for one person
+# with a collage or a mirror, unless the two groups lie SEPARATE_MIN_GAP apart. Measured on the
+# families' group photos and celebs17 (docs/benchmarks.md, Real photo sets): one actor's
+# collage splits into halves 0.09 to 0.26 apart.
+SEPARATE_MIN_PHOTOS = 3
+SEPARATE_MIN_GAP = 0.3
+
+
+def _groups_apart(X: np.ndarray, photos: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Each face's nearest centre, faces of one photo never sharing one (an optimal matching)."""
+    from scipy.optimize import linear_sum_assignment
+
+    distance = np.linalg.norm(X[:, None, :] - centres[None, :, :], axis=2)
+    group = distance.argmin(axis=1)
+    _, inverse, counts = np.unique(photos, return_inverse=True, return_counts=True)
+    for photo in np.flatnonzero(counts > 1):
+        rows = np.flatnonzero(inverse == photo)
+        chosen_rows, chosen_groups = linear_sum_assignment(distance[rows])
+        group[rows[chosen_rows]] = chosen_groups
+    return group
+
+
+SCENE_COPY_DISTANCE = 0.1  # two photos whose faces lie this close are copies of one scene
+
+
+def _distinct_scenes(X: np.ndarray, members: np.ndarray, shared: np.ndarray, photos) -> int:
+    """How many of these photos show different scenes: a collage and its re-saved copies are one."""
+    scenes: list[np.ndarray] = []
+    for photo in photos:
+        faces = X[members[shared == photo]]
+        centre = faces.mean(axis=0)
+        if not any(len(s) == len(faces) and np.linalg.norm(s.mean(axis=0) - centre) < SCENE_COPY_DISTANCE
+                   for s in scenes):
+            scenes.append(faces)
+    return len(scenes)
+
+
+def separate_people_in_one_photo(X: np.ndarray, labels: np.ndarray, photos: np.ndarray,
+                                 min_size: int = 2) -> np.ndarray:
+    """A person holding several faces of one photo, in enough photos or far enough apart, is
+    split into as many people as that photo shows: k-means seeded with those faces, the faces of
+    one photo always in different groups; a group smaller than min_size becomes noise."""
+    labels = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for _, members in members_by_person(labels):
+        shared = photos[members]
+        unique, counts = np.unique(shared, return_counts=True)
+        k = int(counts.max())
+        if k < 2:
+            continue
+        centres = X[members[shared == unique[np.argmax(counts)]]].astype(np.float64)
+        group = None
+        for _ in range(20):
+            moved = _groups_apart(X[members], shared, centres)
+            if group is not None and (moved == group).all():
+                break
+            group = moved
+            for g in range(k):
+                if (group == g).any():
+                    centres[g] = X[members[group == g]].mean(axis=0)
+        sizes = np.bincount(group, minlength=k)
+        kept = [g for g in np.argsort(-sizes) if sizes[g] >= min_size]
+        gap = min((np.linalg.norm(centres[a] - centres[b]) for i, a in enumerate(kept) for b in kept[i + 1:]),
+                  default=0.0)
+        if len(kept) < 2 or (gap < SEPARATE_MIN_GAP and _distinct_scenes(X, members, shared, unique[counts > 1])
+                                                        < SEPARATE_MIN_PHOTOS):
+            continue  # one person after all: below, one face of the photo stays
+        for rank, g in enumerate(np.argsort(-sizes)):
+            rows = members[group == g]
+            if sizes[g] < min_size:
+                labels[rows] = NOISE
+            elif rank > 0:
+                labels[rows] = next_label
+                next_label += 1
+    return labels
+
+
 def one_face_per_photo(X: np.ndarray, labels: np.ndarray, photos: np.ndarray | None) -> np.ndarray:
-    """Two faces of one photo are two people: where a person holds several faces of one photo,
-    the face nearest the person's centre stays and the others become noise (attach_not_grouped
-    may then find them their own person). A user's label says otherwise where it must (a
-    mirror, a photo of a photo): labels are applied after clustering."""
+    """Two faces of one photo are two people: a person holding faces of one photo in several
+    photos is split (separate_people_in_one_photo); then, where a person still holds several
+    faces of one photo, the face nearest the person's centre stays and the others become noise
+    (attach_not_grouped may then find them their own person). A user's label says otherwise
+    where it must (a mirror, a photo of a photo): labels are applied after clustering."""
     if photos is None:
         return labels
-    labels = labels.copy()
+    labels = separate_people_in_one_photo(X, labels, photos)
     for _, members in members_by_person(labels):
         shared = photos[members]
         if len(np.unique(shared)) == len(shared):
@@ -244,6 +323,67 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
                     keep.append(face)
             joined = np.asarray(keep, dtype=np.int64)
         labels[joined] = person
+    return labels
+
+
+# A person of at most this many faces may be a fragment of a larger one (a few photos and their
+# copies that HDBSCAN kept apart as a dense little cluster); 0: never joined.
+JOIN_FRAGMENTS_UP_TO = 20
+
+
+def join_fragments(X: np.ndarray, labels: np.ndarray, max_distance: float, member_distance: float,
+                   graph: tuple[np.ndarray, np.ndarray] | None = None, photos: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Join a small person to a larger one when most of its faces would each be attached to that
+    person on their own (attach_not_grouped's rule: ATTACH_VOTES of their ATTACH_NEAREST nearest
+    faces outside the small person, within max_distance, and inside the person's radius), and
+    no photo holds a face of both. Many close faces are the evidence, never one close pair.
+    graph: the kNN-graph algorithm's (distances, indices), read instead of a search over
+    millions of faces (a fragment whose graph holds too few faces outside it stays apart)."""
+    from facecluster.grouping.knn_hdbscan import nearest_faces
+
+    people = members_by_person(labels)
+    size = {person: len(members) for person, members in people}
+    small = [(person, members) for person, members in people if len(members) <= JOIN_FRAGMENTS_UP_TO]
+    if not small or len(size) < 2:
+        return labels
+    queries = np.concatenate([members for _, members in small])
+    if graph is None:
+        grouped = np.flatnonzero(labels != NOISE)
+        distances, found = nearest_faces(X[queries], X[grouped], ATTACH_NEAREST + JOIN_FRAGMENTS_UP_TO)
+        found = np.where(found >= 0, grouped[np.maximum(found, 0)], -1)
+    else:
+        distances, found = graph[0][queries], graph[1][queries]
+    owner = np.where(found >= 0, labels[np.maximum(found, 0)], NOISE)
+    own = labels[queries][:, None]
+    outside = (owner != NOISE) & (owner != own)
+    rank = np.cumsum(outside, axis=1)
+    votes = np.where(outside & (rank <= ATTACH_NEAREST) & (distances <= max_distance), owner, NOISE)
+    choice = {}
+    for row, candidates in enumerate(votes):
+        candidates = candidates[candidates != NOISE]
+        if len(candidates) >= ATTACH_VOTES:
+            values, counts = np.unique(candidates, return_counts=True)
+            if counts.max() >= ATTACH_VOTES and (counts == counts.max()).sum() == 1:
+                choice[int(queries[row])] = int(values[np.argmax(counts)])
+    labels = labels.copy()
+    members_of = {person: members for person, members in people}
+    for person, members in sorted(small, key=lambda pm: len(pm[1])):
+        chosen = [choice.get(int(face), NOISE) for face in members]
+        targets, counts = np.unique([c for c in chosen if c != NOISE], return_counts=True)
+        if not len(targets) or counts.max() * 2 <= len(members):
+            continue
+        target = int(targets[np.argmax(counts)])
+        into = members_of[target]
+        if len(into) <= len(members) or (photos is not None and set(photos[members]) & set(photos[into])):
+            continue
+        centre = X[into].mean(axis=0)
+        centre /= max(np.linalg.norm(centre), 1e-12)
+        radius = person_radius(_off_the_rest(X[into]), member_distance)
+        if np.median(np.linalg.norm(X[members] - centre, axis=1)) > radius:
+            continue
+        labels[members] = target
+        members_of[target] = np.concatenate([into, members])
     return labels
 
 
@@ -361,6 +501,9 @@ class PeopleClusterer:
             before = self.labels_
             graph = (model.distances_, model.neighbours_) if self.algorithm_ == "knn" else None
             self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
+                                              photos)
+            if JOIN_FRAGMENTS_UP_TO:
+                self.labels_ = join_fragments(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
                                               photos)
             # In no dense region of their person: the weakest members (HDBSCAN's scale is 0 to 1).
             self.probabilities_[(before == NOISE) & (self.labels_ != NOISE)] = 0.0
