@@ -100,11 +100,6 @@ def write_run(out: Path, n_faces: int, n_people: int, files: int = 8) -> dict:
             "parquet_mb": sum(p.stat().st_size for p in out.rglob("*.parquet")) / 1e6}
 
 
-def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url) as answer:
-        return answer.read()
-
-
 def timed(action, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):

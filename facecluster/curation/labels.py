@@ -240,11 +240,16 @@ def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | Non
     return result
 
 
+def _log_rows(text: str) -> list[list[str]]:
+    """The log's lines as CSV rows, blank lines skipped."""
+    return [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+
+
 def parse_label_log(text: str, source: str = "labels.csv") -> pd.DataFrame:
     """labels.csv as text -> one row per line (all text; check_labels types it). Read with
     Python's csv module, as add_label writes it: a name may hold commas, quotes or line breaks.
     A line with fields beyond the header keeps them unread; blank lines are skipped."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+    rows = _log_rows(text)
     if not rows:
         raise LabelError(f"{source} is empty: its first line must be the header {','.join(COLUMNS)}")
     header, lines = rows[0], rows[1:]
@@ -257,7 +262,7 @@ def blank_label_lines(text: str, lines: set[int]) -> str:
     """The label log with the given lines (0 = the first after the header) replaced by
     'forgotten' lines, every other field emptied: the log keeps its length, so the lines already
     applied keep their numbers, and every field a user added stays with the other lines."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+    rows = _log_rows(text)
     header, body = rows[0], rows[1:]
     for line in lines:
         if line < len(body):
@@ -314,8 +319,7 @@ def add_label(out: str, action: str, person_id: int | None = None, other_person_
     writer.writerow(["" if v is None else v for v in (action, person_id, other_person_id, face_id, name)])
     with open(path, "a", encoding="utf-8", newline="") as log:
         log.write(buffer.getvalue())
-    with open(path, encoding="utf-8", newline="") as log:
-        return check_labels(parse_label_log(log.read(), path), path)
+    return read_label_log(out)
 
 
 def applied_lines(out: str) -> int:
@@ -351,7 +355,7 @@ def undo_last_label(out: str) -> pd.Series:
         raise LabelError("nothing to undo: every label was applied by `facecluster cluster`; "
                          "add a label that says otherwise")
     with open(path, encoding="utf-8", newline="") as handle:
-        rows = [row for row in csv.reader(handle) if any(field.strip() for field in row)]
+        rows = _log_rows(handle.read())
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows[:-1])
     partial = path + ".partial"

@@ -133,6 +133,13 @@ def person_radius(off_the_rest: np.ndarray, max_distance: float) -> float:
     return max(max_distance, float(middle + STRANGER_DEVIATIONS * spread))
 
 
+def centre_and_radius(faces: np.ndarray, max_distance: float) -> tuple[np.ndarray, float]:
+    """A person's centre (unit length) and person_radius, from their faces."""
+    centre = faces.mean(axis=0)
+    centre /= max(np.linalg.norm(centre), 1e-12)
+    return centre, person_radius(_off_the_rest(faces), max_distance)
+
+
 def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_cluster_size: int) -> np.ndarray:
     """Move to noise the faces further from the centroid of the rest of their person than
     person_radius allows (max_distance, or their own spread for a large person).
@@ -308,9 +315,7 @@ def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, m
         joining = np.flatnonzero(chosen == person)
         if len(joining) == 0:
             continue
-        centre = X[members].mean(axis=0)
-        centre /= max(np.linalg.norm(centre), 1e-12)
-        radius = person_radius(_off_the_rest(X[members]), member_distance)
+        centre, radius = centre_and_radius(X[members], member_distance)
         inside = np.linalg.norm(X[alone[joining]] - centre, axis=1) <= radius
         joined = alone[joining[inside]]
         if photos is not None:  # one face per photo: theirs first, then the nearest newcomer
@@ -377,9 +382,7 @@ def join_fragments(X: np.ndarray, labels: np.ndarray, max_distance: float, membe
         into = members_of[target]
         if len(into) <= len(members) or (photos is not None and set(photos[members]) & set(photos[into])):
             continue
-        centre = X[into].mean(axis=0)
-        centre /= max(np.linalg.norm(centre), 1e-12)
-        radius = person_radius(_off_the_rest(X[into]), member_distance)
+        centre, radius = centre_and_radius(X[into], member_distance)
         if np.median(np.linalg.norm(X[members] - centre, axis=1)) > radius:
             continue
         labels[members] = target

@@ -53,3 +53,25 @@ def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray
         "exemplar_face_id": members["face_id"].to_numpy()[nearest],
         "centroid": [c.tolist() for c in centroids.astype(np.float32)], "hidden": False,
     }, columns=columns)
+
+
+def without_hidden(run: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """A run's tables (by name) without the people a label hid, nor their faces: what every view
+    and the export show. Tables the run dict lacks are left lacking."""
+    people = run.get("people")
+    if people is None or "hidden" not in people:
+        return run
+    gone = set(people.loc[people["hidden"].astype(bool), "person_id"].astype(int))
+    if not gone:
+        return run
+    run = dict(run)
+    run["people"] = people[~people["person_id"].isin(gone)].reset_index(drop=True)
+    if "person_albums" in run:
+        run["person_albums"] = run["person_albums"][~run["person_albums"]["person_id"].isin(gone)]
+    if "assignments" in run:
+        assignments = run["assignments"]
+        faces_gone = set(assignments.loc[assignments["person_id"].isin(gone), "face_id"])
+        for name in ("assignments", "faces"):
+            if name in run:
+                run[name] = run[name][~run[name]["face_id"].isin(faces_gone)].reset_index(drop=True)
+    return run

@@ -132,12 +132,12 @@ def archive_root(files: pd.DataFrame) -> str:
 def faces_to_export(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Every grouped face with its person, name, the photo's upright size and every archive path
     of the photo (one row per face and path)."""
+    from facecluster.grouping.people import without_hidden
+
+    run = without_hidden(run)  # a hidden person is never exported
     faces = run["faces"].merge(run["assignments"], on="face_id")
     faces = faces[faces["person_id"] >= 0]
-    people = run["people"]
-    hidden = people.loc[people["hidden"].astype(bool), "person_id"] if "hidden" in people else []
-    faces = faces[~faces["person_id"].isin(hidden)]  # a hidden person is never exported
-    faces = faces.merge(people[["person_id", "name"]], on="person_id", how="left")
+    faces = faces.merge(run["people"][["person_id", "name"]], on="person_id", how="left")
     faces = faces.merge(run["photo_status"][["photo_id", "width", "height"]], on="photo_id")
     files = run["photo_files"][["photo_id", "path", "album"]]
     return faces.drop(columns=["path", "album"], errors="ignore").merge(files, on="photo_id")

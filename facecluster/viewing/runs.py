@@ -31,23 +31,11 @@ def load_run(out: str | Path, columns: dict | None = None, hidden: bool = False)
     OUT is a folder or a URI pyarrow can open (file://, hdfs://, s3a://). People hidden with a
     label, and their faces, are left out unless hidden=True."""
     from facecluster.core.run_reader import has_table, read_table
+    from facecluster.grouping.people import without_hidden
 
     run = {table.name: read_table(out, table, names) for table, names in (columns or VIEW_COLUMNS).items()
            if has_table(out, table)}
-    if not hidden and "hidden" in run.get(PEOPLE.name, {}):
-        people = run[PEOPLE.name]
-        gone = set(people.loc[people["hidden"].astype(bool), "person_id"].astype(int))
-        if gone:
-            run[PEOPLE.name] = people[~people["person_id"].isin(gone)].reset_index(drop=True)
-            if ASSIGNMENTS.name in run:
-                assignments = run[ASSIGNMENTS.name]
-                faces_gone = set(assignments.loc[assignments["person_id"].isin(gone), "face_id"])
-                run[ASSIGNMENTS.name] = assignments[~assignments["face_id"].isin(faces_gone)].reset_index(drop=True)
-                if FACES.name in run:
-                    run[FACES.name] = run[FACES.name][~run[FACES.name]["face_id"].isin(faces_gone)].reset_index(drop=True)
-            if PERSON_ALBUMS.name in run:
-                run[PERSON_ALBUMS.name] = run[PERSON_ALBUMS.name][~run[PERSON_ALBUMS.name]["person_id"].isin(gone)]
-    return run
+    return run if hidden else without_hidden(run)
 
 
 def faces_of_people(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
