@@ -412,7 +412,10 @@ def start_review(out: str, host: str = "127.0.0.1", port: int = 0, token: str | 
                         "must carry (or serve on 127.0.0.1)")
     token = token or secrets.token_urlsafe(24)
     review = Review(out, cache)
-    server = ThreadingHTTPServer((host, port), make_handler(review, token))
+    try:
+        server = ThreadingHTTPServer((host, port), make_handler(review, token))
+    except OSError as exc:  # a port in use, an address not on this machine
+        raise UserError(f"review cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     server.daemon_threads = True
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     return server, f"http://{shown}:{server.server_address[1]}/?token={quote(token)}"
