@@ -85,7 +85,8 @@ def naive(files: list[Path], embedder: str, work: Path) -> dict:
 
         from facecluster.udfs.dlib_resnet import DlibEmbedder, load_dlib_reference
 
-        # dlib as its users run it: its landmarks, its chip and its own network, face by face
+        # dlib as its users run it: its landmarks, its chip and its own network, face by face;
+        # the same work as the embedder (HOG box, the chip and its mirror image)
         mtcnn = MTCNN(keep_all=True, device=device)
         cutter, network = DlibEmbedder(), load_dlib_reference()
         for path in files:
@@ -93,7 +94,9 @@ def naive(files: list[Path], embedder: str, work: Path) -> dict:
             boxes, _, points = mtcnn.detect(img, landmarks=True)
             pixels = np.asarray(img)
             for box, marks in zip(boxes if boxes is not None else [], points if points is not None else []):
-                network.compute_face_descriptor(cutter.chip(pixels, box, marks))
+                chip = cutter.chip(pixels, box, marks)
+                network.compute_face_descriptor(chip)
+                network.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1]))
                 faces += 1
     return {"seconds": time.perf_counter() - started, "faces": faces}
 

@@ -1,12 +1,15 @@
 """Where dlib's verification accuracy goes between its published LFW figure and ours: the same
 dev pairs, the same MTCNN faces, one change at a time in how the face reaches the network.
 
-    .venv/bin/python benchmarks/verification_loss.py [--pairs ../shared/data/lfw_pairs_dev.txt]
+    .venv/bin/python benchmarks/verification_loss.py [--pairs ../shared/data/lfw_pairs_dev.txt] [--scores-only]
 
 Variants (each an embedding per photo, then LFW's 10-fold accuracy):
   mtcnn box      MTCNN's box handed to dlib's 5-point shape predictor as it is
   hog-like box   MTCNN's box mapped to where dlib's HOG detector would draw it (the embed job)
   hog box        dlib's own HOG detector box where it finds the same face, else the mapped box
+  hog in region  the HOG detector run only on the region around MTCNN's face, scaled so that the
+                 face is about 100 pixels wide and upsampled once (as LFW's faces are found by it),
+                 or scaled to 120 pixels and not upsampled (cheaper)
   + mirror       the mean of the chip's and its mirror image's descriptors
   + jitter N     dlib's num_jitters (random crops, rotations and flips of the chip, averaged)
 Faces are found once (MTCNN, the embed job's settings) and cached in --cache.
@@ -64,20 +67,39 @@ def _central_face(path: str):
     return face.box, face.landmarks
 
 
-def _hog_box(pixels: np.ndarray, box: np.ndarray):
+def _hog_box(pixels: np.ndarray, box: np.ndarray, upsample: int = 1):
     """dlib's HOG detector box overlapping MTCNN's face (IoU >= 0.3), or None."""
     import dlib
 
     if "hog" not in _MODELS:
         _MODELS["hog"] = dlib.get_frontal_face_detector()
     best, best_iou = None, 0.3
-    for r in _MODELS["hog"](pixels, 1):
+    for r in _MODELS["hog"](pixels, upsample):
         hog = np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64)
         inter = np.prod(np.clip(np.minimum(hog[2:], box[2:]) - np.maximum(hog[:2], box[:2]), 0, None))
         union = np.prod(hog[2:] - hog[:2]) + np.prod(box[2:] - box[:2]) - inter
         if inter / union > best_iou:
             best, best_iou = hog, inter / union
     return best
+
+
+def _region_hog_box(pixels: np.ndarray, box: np.ndarray, face_px: int, upsample: int):
+    """dlib's HOG box found in the region around MTCNN's face, scaled to face_px, or None."""
+    from PIL import Image
+
+    from facecluster.udfs.dlib_resnet import dlib_box
+
+    x1, y1, x2, y2 = dlib_box(box)
+    size = max(x2 - x1, y2 - y1)
+    height, width = pixels.shape[:2]
+    left, top = int(max(0, x1 - 0.6 * size)), int(max(0, y1 - 0.6 * size))
+    right, bottom = int(min(width, x2 + 0.6 * size)), int(min(height, y2 + 0.6 * size))
+    scale = face_px / size
+    region = Image.fromarray(np.ascontiguousarray(pixels[top:bottom, left:right]))
+    region = np.asarray(region.resize((max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))),
+                                      Image.BILINEAR))
+    found = _hog_box(region, np.asarray(box, dtype=np.float64) * scale - [left * scale, top * scale] * 2, upsample)
+    return None if found is None else found / scale + [left, top, left, top]
 
 
 def _chip(pixels, box) -> np.ndarray:
@@ -99,14 +121,19 @@ def _descriptors(job) -> dict[str, np.ndarray]:
     pixels = _photo(path)
     embedder = _MODELS["embedder"]
     hog = _hog_box(pixels, np.asarray(box, dtype=np.float64))
+    box = np.asarray(box, dtype=np.float64)
+    region_100 = _region_hog_box(pixels, box, 100, 1)
+    region_120 = _region_hog_box(pixels, box, 120, 0)
     chips = {"mtcnn box": _chip(pixels, box), "hog-like box": _chip(pixels, dlib_box(box)),
-             "hog box": _chip(pixels, hog if hog is not None else dlib_box(box))}
+             "hog box": _chip(pixels, hog if hog is not None else dlib_box(box)),
+             "hog in region 100/1": _chip(pixels, region_100 if region_100 is not None else dlib_box(box)),
+             "hog in region 120/0": _chip(pixels, region_120 if region_120 is not None else dlib_box(box))}
     names = list(chips)
-    vectors = embedder.embed([chips[n] for n in names] + [np.ascontiguousarray(chips[n][:, ::-1]) for n in names])
+    mirrored_names = names[1:]
+    vectors = embedder.embed([chips[n] for n in names] + [np.ascontiguousarray(chips[n][:, ::-1]) for n in mirrored_names])
     out = dict(zip(names, vectors[:len(names)]))
-    for name, mirrored in zip(names, vectors[len(names):]):
-        if name != "mtcnn box":
-            out[f"{name} + mirror"] = out[name] + mirrored
+    for name, mirrored in zip(mirrored_names, vectors[len(names):]):
+        out[f"{name} + mirror"] = out[name] + mirrored
     if jitters:
         from facecluster.udfs.dlib_resnet import load_dlib_reference
 
@@ -125,8 +152,14 @@ def main() -> None:
     parser.add_argument("--jitters", type=int, default=0, help="also dlib's num_jitters (0: skip, slow)")
     parser.add_argument("--cache", default=str(ROOT / ".cache" / "verification_faces.npz"))
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--scores-only", action="store_true",
+                        help="score the descriptors the last run saved next to --cache, embed nothing")
     args = parser.parse_args()
 
+    if args.scores_only:
+        by_path, pairs = np.load(Path(args.cache).with_name("verification_descriptors.npy"), allow_pickle=True)
+        print_scores(by_path, pairs)
+        return
     pairs = read_pairs(args.pairs, args.images)
     paths = sorted({p for a, b, _ in pairs for p in (a, b)})
     settings = load_settings(overrides=["embed.embedder=dlib"])["embed"]
@@ -145,18 +178,35 @@ def main() -> None:
         results = pool.map(_descriptors, [(p, faces[p], args.jitters) for p in paths], chunksize=16)
     print(f"descriptors in {time.perf_counter() - started:.0f} s", flush=True)
     by_path = dict(zip(paths, results))
+    np.save(Path(args.cache).with_name("verification_descriptors.npy"), np.array([by_path, pairs], dtype=object))
     print(f"dlib's HOG detector found the same face in {sum(bool(r.get('found by hog', [False])[0]) for r in results)}"
           f" of {len(paths)} photos")
-    names = [n for n in results[next(i for i, r in enumerate(results) if r)] if n != "found by hog"]
+    print_scores(by_path, pairs)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def print_scores(by_path: dict, pairs: list) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    first = next(r for r in by_path.values() if r)
+    variants = {n: (lambda r, n=n: r[n]) for n in first if n != "found by hog"}
+    # four views: the region's HOG box and the mapped box, each with its mirror image
+    variants["hog in region 120/0 + hog-like box, each + mirror"] = (
+        lambda r: _unit(r["hog in region 120/0 + mirror"]) + _unit(r["hog-like box + mirror"]))
     scored = [(a, b, same) for a, b, same in pairs if by_path[a] and by_path[b]]
+    same = np.array([s for _, _, s in scored])
     print(f"{len(scored)} of {len(pairs)} pairs scored (a pair with no face in a photo is left out)\n")
-    print(f"{'variant':<28} {'10-fold accuracy':>18}")
-    for name in names:
-        def unit(v):
-            return v / np.linalg.norm(v)
-        distances = [float(np.linalg.norm(unit(by_path[a][name]) - unit(by_path[b][name]))) for a, b, _ in scored]
-        accuracies = np.array(ten_fold(distances, [s for _, _, s in scored])["accuracies"])
-        print(f"{name:<28} {100 * accuracies.mean():6.2f}% ± {100 * accuracies.std():.2f}")
+    print(f"{'variant':<52} {'10-fold accuracy':>18} {'errors':>7} {'1 - AUC':>9}")
+    for name, view in variants.items():
+        distances = np.array([float(np.linalg.norm(_unit(view(by_path[a])) - _unit(view(by_path[b]))))
+                              for a, b, _ in scored])
+        accuracies = np.array(ten_fold(list(distances), list(same))["accuracies"])
+        errors = round((1 - accuracies.mean()) * len(scored))
+        print(f"{name:<52} {100 * accuracies.mean():6.2f}% ± {100 * accuracies.std():.2f} {errors:>7} "
+              f"{1 - roc_auc_score(same, -distances):9.1e}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from facecluster.core.errors import UserError
 from facecluster.core.progress import PhotoProgress
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.job_arguments import job_parser
+from facecluster.core.run_reader import run_models
 from facecluster.core.runtime import parse_job_arguments, table_path, user_errors
 from facecluster.output.session import job_session
 from facecluster.udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, settings = parse_job_arguments(parser, argv)
     try:
-        embed_settings, weights = resolve_embedder(settings["embed"])
+        embed_settings, weights = resolve_embedder(settings["embed"], run_models(args.out))
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
     with job_session(settings, args.out, "embed") as spark:

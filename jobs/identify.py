@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from facecluster.core.catalogue import FACES, IDENTITIES
 from facecluster.core.job_arguments import add_identifier_arguments, add_settings_arguments
+from facecluster.core.run_reader import run_models
 from facecluster.core.runtime import parse_job_arguments, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, settings = parse_job_arguments(parser, argv)
     try:
-        embed_settings, weights = resolve_embedder(settings["embed"])
+        embed_settings, weights = resolve_embedder(settings["embed"], run_models(args.out))
         gallery, _ = gallery_from_folder(args.gallery, embed_settings, weights)
         identifier = identifier_for(args.method, calibration_for(embed_settings), args.max_distance,
                                     args.min_probability, args.far)

@@ -105,14 +105,14 @@ def test_dlib_puts_one_persons_faces_closer_than_strangers(detector, dlib_embedd
         assert vector.shape == (128,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
     within = max(np.linalg.norm(a - b) for i, a in enumerate(same) for b in same[i + 1:])
     between = min(np.linalg.norm(a - b) for a in same for b in others)
-    assert within < same_person_threshold("dlib-resnet-v1") and within < between
+    assert within < same_person_threshold(dlib_embedder.model_id) and within < between
 
 
 def test_the_torch_network_read_from_dlibs_file_equals_dlib_on_every_face(detector, dlib_embedder):
     """Every face of the sample archive, cut as the embed job cuts it: the torch module's
     descriptors against dlib.face_recognition_model_v1 on the same chips, after L2 normalisation,
     in one batch and one at a time."""
-    from facecluster.udfs.dlib_resnet import load_dlib_reference
+    from facecluster.udfs.dlib_resnet import DlibEmbedder, load_dlib_reference
 
     reference = load_dlib_reference()
     chips = []
@@ -120,9 +120,29 @@ def test_the_torch_network_read_from_dlibs_file_equals_dlib_on_every_face(detect
         photo, faces = faces_of(detector, path)
         chips += [dlib_embedder.chip(photo.pixels, face.box, face.landmarks) for face in faces]
     assert len(chips) >= 25
+    one_view = DlibEmbedder(mirrored=False)
     expected = np.asarray(reference.compute_face_descriptor(chips))
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    assert np.abs(dlib_embedder.embed(chips) - expected).max() < 1e-4
+    assert np.abs(one_view.embed(chips) - expected).max() < 1e-4
+    assert np.abs(np.stack([one_view.embed([chip])[0] for chip in chips[:3]]) - expected[:3]).max() < 1e-4
+    # the default embedder: the mean of dlib's descriptors of the chip and of its mirror image
+    mirrored = np.asarray(reference.compute_face_descriptor([np.ascontiguousarray(c[:, ::-1]) for c in chips]))
+    both = np.asarray(reference.compute_face_descriptor(chips)) + mirrored
+    both /= np.linalg.norm(both, axis=1, keepdims=True)
+    assert np.abs(dlib_embedder.embed(chips) - both).max() < 1e-4
+
+
+def test_dlibs_own_detector_boxes_the_face_mtcnn_found(detector, dlib_embedder):
+    """The default embedder hands dlib's landmark model the box dlib's HOG detector draws (the box it
+    was trained on), searched only around the face MTCNN found; none for a region without a face."""
+    from facecluster.udfs.dlib_resnet import overlap
+
+    photo, faces = faces_of(detector, ARCHIVE / "2019_birthday" / "img5.jpg")
+    box = faces[0].box.astype(np.float64)
+    found = dlib_embedder.hog_box(np.ascontiguousarray(photo.pixels), box)
+    assert found is not None and overlap(found, box) > 0.5
+    sky = np.full((200, 200, 3), 180, dtype=np.uint8)
+    assert dlib_embedder.hog_box(sky, np.array([50.0, 50, 150, 150])) is None
     assert np.abs(dlib_embedder.embed(chips[:1]) - expected[:1]).max() < 1e-4
 
 
@@ -170,6 +190,10 @@ def test_auto_takes_dlib_without_weights_and_facenet_with_them(tmp_path, monkeyp
     (tmp_path / "checkpoints" / facenet.WEIGHTS_FILE).write_bytes(b"placeholder")
     assert choose_embedder("auto", None) == "facenet"
     assert choose_embedder("dlib", None) == "dlib"
+    # a run goes on with the dlib model that embedded its faces, whatever is on disk
+    assert choose_embedder("auto", None, ["dlib-resnet-v1"]) == "dlib-one-view"
+    assert choose_embedder("auto", None, ["dlib-resnet-v1-hog-mirror"]) == "dlib"
+    assert choose_embedder("dlib", None, ["dlib-resnet-v1"]) == "dlib"
 
 
 @pytest.mark.skipif(facenet.find_weights(None) is None,

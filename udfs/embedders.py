@@ -8,7 +8,7 @@ import torch
 
 from facecluster.udfs import dlib_resnet, facenet
 
-MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.MODEL_ID}
+MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.MIRRORED_MODEL_ID, "dlib-one-view": dlib_resnet.MODEL_ID}
 
 
 def model_id(embed_settings: dict) -> str:
@@ -22,17 +22,23 @@ def model_id(embed_settings: dict) -> str:
     return MODEL_IDS[embed_settings["embedder"]]
 
 
-def choose_embedder(name: str, facenet_weights: str | None) -> str:
-    """'auto' -> 'facenet' when its weights are already on disk, else 'dlib'; never touches the network."""
+def choose_embedder(name: str, facenet_weights: str | None, run_models=()) -> str:
+    """'auto' -> the dlib embedder that embedded the run's faces (run_models) if one did, so that a
+    run goes on with the model it has; else 'facenet' when its weights are already on disk, else
+    'dlib'. Never touches the network."""
     if name != "auto":
         return name
+    for embedder in ("dlib", "dlib-one-view"):
+        if MODEL_IDS[embedder] in run_models:
+            return embedder
     return "facenet" if facenet.find_weights(facenet_weights) else "dlib"
 
 
-def resolve_embedder(embed_settings: dict) -> tuple[dict, str | None]:
+def resolve_embedder(embed_settings: dict, run_models=()) -> tuple[dict, str | None]:
     """Settings with embedder 'auto' resolved, and the FaceNet weights path; runs on the driver
-    before any work so that missing weights stop the job at once (udfs.facenet names the remedies)."""
-    name = choose_embedder(embed_settings["embedder"], embed_settings["facenet_weights"])
+    before any work so that missing weights stop the job at once (udfs.facenet names the remedies).
+    run_models: the models of the faces the output root holds already."""
+    name = choose_embedder(embed_settings["embedder"], embed_settings["facenet_weights"], run_models)
     weights = str(facenet.resolve_weights(embed_settings["facenet_weights"])) if name == "facenet" else None
     return {**embed_settings, "embedder": name}, weights
 
@@ -118,8 +124,8 @@ def worker_models(embed_settings: dict, weights_path: str | None):
     if key not in _WORKER_MODELS:
         detector = FaceDetector(device, embed_settings["max_canvas"], embed_settings["min_face_size"],
                                 embed_settings["detection_thresholds"], embed_settings["min_det_score"])
-        if embed_settings["embedder"] == "dlib":
-            embedder = dlib_resnet.DlibEmbedder(device)
+        if embed_settings["embedder"] in ("dlib", "dlib-one-view"):
+            embedder = dlib_resnet.DlibEmbedder(device, mirrored=embed_settings["embedder"] == "dlib")
         else:
             mixed = embed_settings["mixed_precision"]
             embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device,

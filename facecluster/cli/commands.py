@@ -23,13 +23,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings = settings_from(args)
     from facecluster.core.catalogue import RESULTS
     from facecluster.jobs import cluster, embed, ingest, people
+    from facecluster.core.run_reader import run_models
     from facecluster.udfs.embedders import resolve_embedder
 
     ingest.check_source(args.photos, args.source_format)
     from facecluster.grouping.knn_hdbscan import knn_device
 
     try:
-        embed_settings, weights = resolve_embedder(settings["embed"])
+        embed_settings, weights = resolve_embedder(settings["embed"], run_models(args.out))
         knn_device(settings["cluster"]["device"])
     except RuntimeError as exc:
         parser.exit(2, f"facecluster: {exc}\n")
@@ -124,12 +125,15 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _embed_settings(args, parser) -> tuple[dict, str | None]:
-    """Embed settings with the embedder resolved, before any work (a wrong setting stops here)."""
-    from facecluster.udfs.embedders import resolve_embedder
+    """Embed settings with the embedder resolved, before any work (a wrong setting stops here);
+    a command given a run (--run, --out) embeds as that run did."""
+    from facecluster.core.run_reader import run_models
     from facecluster.core.settings import SettingsError
+    from facecluster.udfs.embedders import resolve_embedder
 
+    run = getattr(args, "run", None) or getattr(args, "out", None)
     try:
-        return resolve_embedder(settings_from(args)["embed"])
+        return resolve_embedder(settings_from(args)["embed"], run_models(run) if run else ())
     except (SettingsError, RuntimeError) as exc:
         parser.exit(2, f"facecluster: {exc}\n")
 

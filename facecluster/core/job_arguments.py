@@ -23,7 +23,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, embedder: bool = Fal
                         help="override one setting, e.g. --set embed.max_canvas=800 (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="show Spark's own log (warnings and above)")
     if embedder:
-        parser.add_argument("--embedder", choices=["auto", "dlib", "facenet"],
+        parser.add_argument("--embedder", choices=["auto", "dlib", "dlib-one-view", "facenet"],
                             help="shortcut for --set embed.embedder=...")
 
 

@@ -56,3 +56,16 @@ def read_table(out: str | Path, table: Table, columns: list[str]) -> pd.DataFram
     for column in absent:
         frame[column] = ADDED_COLUMNS[(table.name, column)]
     return frame[columns]
+
+
+def run_models(out: str | Path) -> list[str]:
+    """The models that embedded the faces an output root holds; none for a new root (or one this
+    machine cannot read without Spark)."""
+    from facecluster.core.catalogue import FACES
+
+    try:
+        if not has_table(out, FACES):
+            return []
+        return sorted(read_table(out, FACES, ["model"])["model"].unique())
+    except (OSError, KeyError):
+        return []
