@@ -34,8 +34,8 @@ def test_every_photo_has_a_status_and_bad_photos_are_error_rows(sample_run, samp
 def test_faces_rows_are_complete(sample_run):
     faces = table(sample_run, "faces")
     assert len(faces) >= 26 and faces["face_id"].is_unique
-    assert set(faces["model"]) == {"dlib-resnet-v1-hog-mirror"}
-    assert run_models(sample_run) == ["dlib-resnet-v1-hog-mirror"]  # what `auto` goes on with
+    assert set(faces["model"]) == {"dlib-resnet-v1-four-views"}
+    assert run_models(sample_run) == ["dlib-resnet-v1-four-views"]  # what `auto` goes on with
     for _, face in faces.iterrows():
         assert len(face["embedding"]) == 128
         assert abs(sum(v * v for v in face["embedding"]) - 1) < 1e-4

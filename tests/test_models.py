@@ -115,21 +115,31 @@ def test_the_torch_network_read_from_dlibs_file_equals_dlib_on_every_face(detect
     from facecluster.udfs.dlib_resnet import DlibEmbedder, load_dlib_reference
 
     reference = load_dlib_reference()
-    chips = []
+    chips, cut_from = [], []
     for path in sorted(ARCHIVE.glob("*/*.jpg")):
         photo, faces = faces_of(detector, path)
         chips += [dlib_embedder.chip(photo.pixels, face.box, face.landmarks) for face in faces]
+        cut_from += [(photo.pixels, face.box, face.landmarks) for face in faces]
     assert len(chips) >= 25
-    one_view = DlibEmbedder(mirrored=False)
-    expected = np.asarray(reference.compute_face_descriptor(chips))
+    one_view = DlibEmbedder(four_views=False)
+    mapped = [views[1] for views in chips]  # the chip of MTCNN's box mapped: dlib-one-view's
+    expected = np.asarray(reference.compute_face_descriptor(mapped))
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    assert np.abs(one_view.embed(chips) - expected).max() < 1e-4
-    assert np.abs(np.stack([one_view.embed([chip])[0] for chip in chips[:3]]) - expected[:3]).max() < 1e-4
-    # the default embedder: the mean of dlib's descriptors of the chip and of its mirror image
-    mirrored = np.asarray(reference.compute_face_descriptor([np.ascontiguousarray(c[:, ::-1]) for c in chips]))
-    both = np.asarray(reference.compute_face_descriptor(chips)) + mirrored
-    both /= np.linalg.norm(both, axis=1, keepdims=True)
-    assert np.abs(dlib_embedder.embed(chips) - both).max() < 1e-4
+    assert np.abs(one_view.embed(mapped) - expected).max() < 1e-4
+    assert np.abs(np.stack([one_view.embed([chip])[0] for chip in mapped[:3]]) - expected[:3]).max() < 1e-4
+    assert all((one_view.chip(*face) == views[1]).all() for face, views in zip(cut_from[:5], chips))
+
+    # the default embedder: per box, dlib's descriptors of the chip and of its mirror image
+    # summed and normalised; the two boxes' then summed and normalised
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    def descriptors(images):
+        return np.asarray(reference.compute_face_descriptor([np.ascontiguousarray(i) for i in images]))
+
+    per_box = [unit(descriptors([views[b] for views in chips]) + descriptors([views[b][:, ::-1] for views in chips]))
+               for b in (0, 1)]
+    assert np.abs(dlib_embedder.embed(chips) - unit(per_box[0] + per_box[1])).max() < 1e-4
 
 
 def test_dlibs_own_detector_boxes_the_face_mtcnn_found(detector, dlib_embedder):
@@ -143,7 +153,6 @@ def test_dlibs_own_detector_boxes_the_face_mtcnn_found(detector, dlib_embedder):
     assert found is not None and overlap(found, box) > 0.5
     sky = np.full((200, 200, 3), 180, dtype=np.uint8)
     assert dlib_embedder.hog_box(sky, np.array([50.0, 50, 150, 150])) is None
-    assert np.abs(dlib_embedder.embed(chips[:1]) - expected[:1]).max() < 1e-4
 
 
 def test_a_damaged_dlib_network_file_is_refused_with_where(tmp_path):
@@ -192,7 +201,7 @@ def test_auto_takes_dlib_without_weights_and_facenet_with_them(tmp_path, monkeyp
     assert choose_embedder("dlib", None) == "dlib"
     # a run goes on with the dlib model that embedded its faces, whatever is on disk
     assert choose_embedder("auto", None, ["dlib-resnet-v1"]) == "dlib-one-view"
-    assert choose_embedder("auto", None, ["dlib-resnet-v1-hog-mirror"]) == "dlib"
+    assert choose_embedder("auto", None, ["dlib-resnet-v1-four-views"]) == "dlib"
     assert choose_embedder("dlib", None, ["dlib-resnet-v1"]) == "dlib"
 
 

@@ -65,10 +65,12 @@ def test_calibration_is_monotone_prior_aware_and_round_trips(tmp_path, monkeypat
         DistanceCalibration.load("no-such-model")
 
 
-def test_shipped_calibration_for_dlib_was_measured():
-    calibration = DistanceCalibration.load("dlib-resnet-v1")
+@pytest.mark.parametrize("model", ["dlib-resnet-v1", "dlib-resnet-v1-four-views"])
+def test_shipped_calibrations_for_dlib_were_measured(model):
+    calibration = DistanceCalibration.load(model)
     assert calibration.n_pairs_ > 3000 and calibration.measured["accuracy"] > 0.985
     assert calibration.predict_proba([calibration.threshold_])[0] == pytest.approx(0.5, abs=0.1)
+    assert set(calibration.open_set) >= {"0.01", "0.001"}
 
 
 def test_labelled_pair_distances_counts_pairs():
@@ -112,4 +114,4 @@ def test_evaluate_pairs_on_real_photos(people_folders, tmp_path, capsys):
     assert report["pairs"] == len(lines) and report["missing"] == 0
     assert report["auc"] > 0.95 and report["accuracy"] > 0.85
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert DistanceCalibration.load("dlib-resnet-v1", tmp_path / "cal").n_pairs_ == len(lines)
+    assert DistanceCalibration.load("dlib-resnet-v1-four-views", tmp_path / "cal").n_pairs_ == len(lines)

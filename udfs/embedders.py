@@ -8,7 +8,7 @@ import torch
 
 from facecluster.udfs import dlib_resnet, facenet
 
-MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.MIRRORED_MODEL_ID, "dlib-one-view": dlib_resnet.MODEL_ID}
+MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.FOUR_VIEWS_MODEL_ID, "dlib-one-view": dlib_resnet.MODEL_ID}
 
 
 def model_id(embed_settings: dict) -> str:
@@ -125,7 +125,7 @@ def worker_models(embed_settings: dict, weights_path: str | None):
         detector = FaceDetector(device, embed_settings["max_canvas"], embed_settings["min_face_size"],
                                 embed_settings["detection_thresholds"], embed_settings["min_det_score"])
         if embed_settings["embedder"] in ("dlib", "dlib-one-view"):
-            embedder = dlib_resnet.DlibEmbedder(device, mirrored=embed_settings["embedder"] == "dlib")
+            embedder = dlib_resnet.DlibEmbedder(device, four_views=embed_settings["embedder"] == "dlib")
         else:
             mixed = embed_settings["mixed_precision"]
             embedder = facenet.FacenetEmbedder(_local_copy(weights_path), device,
