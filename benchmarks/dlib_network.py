@@ -44,7 +44,7 @@ def cut_chips(count: int, cache: Path) -> np.ndarray:
     settings = load_settings(overrides=["embed.embedder=dlib"])["embed"]
     detector = FaceDetector(torch.device("cpu"), settings["max_canvas"], settings["min_face_size"],
                             settings["detection_thresholds"], settings["min_det_score"])
-    cutter = DlibEmbedder()
+    cutter = DlibEmbedder(four_views=False)  # one chip a face: the network against dlib on it
     photos = sorted(LFW.glob("*/*.jpg"))
     chips = []
     for path in photos[::max(1, len(photos) // (count + count // 10))]:

@@ -52,7 +52,7 @@ def _init(settings: dict) -> None:
 
     _MODELS["detector"] = FaceDetector(torch.device("cpu"), settings["max_canvas"], settings["min_face_size"],
                                        settings["detection_thresholds"], settings["min_det_score"])
-    _MODELS["embedder"] = DlibEmbedder()
+    _MODELS["embedder"] = DlibEmbedder(four_views=False)  # one chip in, one descriptor out: the views are built here
 
 
 def _central_face(path: str):
