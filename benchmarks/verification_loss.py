@@ -73,13 +73,13 @@ def _hog_box(pixels: np.ndarray, box: np.ndarray, upsample: int = 1):
 
     if "hog" not in _MODELS:
         _MODELS["hog"] = dlib.get_frontal_face_detector()
+    from facecluster.udfs.dlib_resnet import overlap
+
     best, best_iou = None, 0.3
     for r in _MODELS["hog"](pixels, upsample):
         hog = np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64)
-        inter = np.prod(np.clip(np.minimum(hog[2:], box[2:]) - np.maximum(hog[:2], box[:2]), 0, None))
-        union = np.prod(hog[2:] - hog[:2]) + np.prod(box[2:] - box[:2]) - inter
-        if inter / union > best_iou:
-            best, best_iou = hog, inter / union
+        if overlap(hog, box) > best_iou:
+            best, best_iou = hog, overlap(hog, box)
     return best
 
 
