@@ -18,7 +18,7 @@ nearest its centre), people found for the true people, the share of faces not gr
 share of each true person's photos held by their largest found person (min and median), and on
 families the found people that mix two members of one family.
 
-    .venv/bin/python benchmarks/real_photos.py [--sets celebs17 celebs17dup] [--keep DIR]
+    .venv/bin/python benchmarks/real_photos.py [--sets celebs17 celebs17dup] [--keep DIR] [--embedder dlib-one-view]
 
 --keep DIR keeps each set's output root (DIR/<set>/out); a later call with the same DIR scores
 the kept runs again (add --recluster to cluster them again with the current settings first).
@@ -204,6 +204,7 @@ def main() -> None:
     parser.add_argument("--recluster", action="store_true", help="cluster kept runs again before scoring")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="settings for the runs (as `facecluster run --set`)")
+    parser.add_argument("--embedder", default="dlib", choices=["dlib", "dlib-one-view"])
     args = parser.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="real_photos_"))
     sets_ = [f"--set={o}" for o in args.overrides]
@@ -216,7 +217,7 @@ def main() -> None:
                 build(name, archive).to_csv(labels_file, index=False)
             labels = pd.read_csv(labels_file)
             if not (out / "people").exists():
-                seconds = facecluster("run", str(archive), "--out", str(out), "--embedder", "dlib", *sets_)
+                seconds = facecluster("run", str(archive), "--out", str(out), "--embedder", args.embedder, *sets_)
                 print(f"# {name}: run in {seconds:.0f} s", flush=True)
             elif args.recluster:
                 seconds = facecluster("cluster", "--out", str(out), "--set", "cluster.mode=full", *sets_)
