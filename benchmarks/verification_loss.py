@@ -67,39 +67,20 @@ def _central_face(path: str):
     return face.box, face.landmarks
 
 
-def _hog_box(pixels: np.ndarray, box: np.ndarray, upsample: int = 1):
-    """dlib's HOG detector box overlapping MTCNN's face (IoU >= 0.3), or None."""
+def _hog_box(pixels: np.ndarray, box: np.ndarray, face_px: int | None = None, upsample: int = 1):
+    """dlib's HOG detector box overlapping MTCNN's face (IoU >= 0.3), or None: over the whole
+    photo (face_px None), or in the region around the face scaled to face_px, as the embedder."""
     import dlib
+
+    from facecluster.udfs.dlib_resnet import face_region, hog_box
 
     if "hog" not in _MODELS:
         _MODELS["hog"] = dlib.get_frontal_face_detector()
-    from facecluster.udfs.dlib_resnet import overlap
-
-    best, best_iou = None, 0.3
-    for r in _MODELS["hog"](pixels, upsample):
-        hog = np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64)
-        if overlap(hog, box) > best_iou:
-            best, best_iou = hog, overlap(hog, box)
-    return best
-
-
-def _region_hog_box(pixels: np.ndarray, box: np.ndarray, face_px: int, upsample: int):
-    """dlib's HOG box found in the region around MTCNN's face, scaled to face_px, or None."""
-    from PIL import Image
-
-    from facecluster.udfs.dlib_resnet import dlib_box
-
-    x1, y1, x2, y2 = dlib_box(box)
-    size = max(x2 - x1, y2 - y1)
-    height, width = pixels.shape[:2]
-    left, top = int(max(0, x1 - 0.6 * size)), int(max(0, y1 - 0.6 * size))
-    right, bottom = int(min(width, x2 + 0.6 * size)), int(min(height, y2 + 0.6 * size))
-    scale = face_px / size
-    region = Image.fromarray(np.ascontiguousarray(pixels[top:bottom, left:right]))
-    region = np.asarray(region.resize((max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))),
-                                      Image.BILINEAR))
-    found = _hog_box(region, np.asarray(box, dtype=np.float64) * scale - [left * scale, top * scale] * 2, upsample)
-    return None if found is None else found / scale + [left, top, left, top]
+    if face_px is None:
+        return hog_box(_MODELS["hog"], pixels, box, None, upsample)
+    region, left, top = face_region(pixels, box)
+    found = hog_box(_MODELS["hog"], region, box - [left, top, left, top], face_px, upsample)
+    return None if found is None else found + [left, top, left, top]
 
 
 def _chip(pixels, box) -> np.ndarray:
@@ -122,8 +103,8 @@ def _descriptors(job) -> dict[str, np.ndarray]:
     embedder = _MODELS["embedder"]
     hog = _hog_box(pixels, np.asarray(box, dtype=np.float64))
     box = np.asarray(box, dtype=np.float64)
-    region_100 = _region_hog_box(pixels, box, 100, 1)
-    region_120 = _region_hog_box(pixels, box, 120, 0)
+    region_100 = _hog_box(pixels, box, 100, 1)
+    region_120 = _hog_box(pixels, box, 120, 0)
     chips = {"mtcnn box": _chip(pixels, box), "hog-like box": _chip(pixels, dlib_box(box)),
              "hog box": _chip(pixels, hog if hog is not None else dlib_box(box)),
              "hog in region 100/1": _chip(pixels, region_100 if region_100 is not None else dlib_box(box)),

@@ -145,14 +145,14 @@ def test_the_torch_network_read_from_dlibs_file_equals_dlib_on_every_face(detect
 def test_dlibs_own_detector_boxes_the_face_mtcnn_found(detector, dlib_embedder):
     """The default embedder hands dlib's landmark model the box dlib's HOG detector draws (the box it
     was trained on), searched only around the face MTCNN found; none for a region without a face."""
-    from facecluster.udfs.dlib_resnet import overlap
+    from facecluster.udfs.dlib_resnet import hog_box, overlap
 
     photo, faces = faces_of(detector, ARCHIVE / "2019_birthday" / "img5.jpg")
     box = faces[0].box.astype(np.float64)
-    found = dlib_embedder.hog_box(np.ascontiguousarray(photo.pixels), box)
+    found = hog_box(dlib_embedder.hog_detector, np.ascontiguousarray(photo.pixels), box)
     assert found is not None and overlap(found, box) > 0.5
     sky = np.full((200, 200, 3), 180, dtype=np.uint8)
-    assert dlib_embedder.hog_box(sky, np.array([50.0, 50, 150, 150])) is None
+    assert hog_box(dlib_embedder.hog_detector, sky, np.array([50.0, 50, 150, 150])) is None
 
 
 def test_a_damaged_dlib_network_file_is_refused_with_where(tmp_path):

@@ -86,6 +86,40 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter))
 
 
+def face_region(pixels: np.ndarray, box) -> tuple[np.ndarray, int, int]:
+    """(region, left, top): the pixels around the face MTCNN boxed, where its landmarks and chips
+    are cut, so that a 60-megapixel photo costs no more than a portrait."""
+    height, width = pixels.shape[:2]
+    x1, y1, x2, y2 = dlib_box(box)
+    pad = 0.6 * max(x2 - x1, y2 - y1)
+    left, top = int(max(0, x1 - pad)), int(max(0, y1 - pad))
+    right, bottom = int(min(width, x2 + pad)), int(min(height, y2 + pad))
+    return np.ascontiguousarray(pixels[top:bottom, left:right]), left, top
+
+
+def hog_box(detector, pixels: np.ndarray, box: np.ndarray, face_px: float | None = HOG_FACE_PX,
+            upsample: int = HOG_UPSAMPLE) -> np.ndarray | None:
+    """The box dlib's HOG detector draws around the face MTCNN boxed (box, in these pixels'
+    coordinates), the pixels scaled so that the face is face_px wide (None: as they are); None
+    where it finds no face overlapping it (a profile, a small or blurred face)."""
+    from PIL import Image
+
+    scale = 1.0
+    if face_px is not None:
+        x1, y1, x2, y2 = dlib_box(box)
+        scale = face_px / max(x2 - x1, y2 - y1)
+        height, width = pixels.shape[:2]
+        pixels = np.asarray(Image.fromarray(pixels).resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR))
+    best, best_overlap = None, HOG_MIN_OVERLAP
+    for found in detector(pixels, upsample):
+        candidate = np.array([found.left(), found.top(), found.right(), found.bottom()], dtype=np.float64) / scale
+        candidate_overlap = overlap(candidate, box)
+        if candidate_overlap > best_overlap:
+            best, best_overlap = candidate, candidate_overlap
+    return best
+
+
 class DlibEmbedder:
     dimension = DIMENSION
 
@@ -112,35 +146,13 @@ class DlibEmbedder:
             torch.backends.cuda.matmul.allow_tf32 = False
             self.network = network
 
-    def hog_box(self, region: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        """The box dlib's HOG detector draws around this face (box, in the region's pixels), or
-        None where it finds no face overlapping it (a profile, a small or blurred face)."""
-        from PIL import Image
-
-        x1, y1, x2, y2 = dlib_box(box)
-        scale = HOG_FACE_PX / max(x2 - x1, y2 - y1)
-        height, width = region.shape[:2]
-        scaled = np.asarray(Image.fromarray(region).resize(
-            (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR))
-        best, best_overlap = None, HOG_MIN_OVERLAP
-        for found in self.hog_detector(scaled, HOG_UPSAMPLE):
-            candidate = np.array([found.left(), found.top(), found.right(), found.bottom()], dtype=np.float64) / scale
-            if overlap(candidate, box) > best_overlap:
-                best, best_overlap = candidate, overlap(candidate, box)
-        return best
-
     def chip(self, pixels: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The aligned 150x150 face chip dlib's ResNet expects (one view); for four views, the
         chips of the HOG box and of the mapped box (2 x 150 x 150 x 3), mirrored in embed()."""
         import dlib
 
-        # Work in a region around the face so a 60-megapixel photo costs no more than a portrait.
-        height, width = pixels.shape[:2]
+        region, left, top = face_region(pixels, box)
         x1, y1, x2, y2 = dlib_box(box)
-        pad = 0.6 * max(x2 - x1, y2 - y1)
-        left, top = int(max(0, x1 - pad)), int(max(0, y1 - pad))
-        right, bottom = int(min(width, x2 + pad)), int(min(height, y2 + pad))
-        region = np.ascontiguousarray(pixels[top:bottom, left:right])
 
         def cut(x1, y1, x2, y2) -> np.ndarray:
             shape = self.shape_predictor(region, dlib.rectangle(int(x1), int(y1), int(x2), int(y2)))
@@ -149,7 +161,7 @@ class DlibEmbedder:
         mapped = cut(x1 - left, y1 - top, x2 - left, y2 - top)
         if not self.four_views:
             return mapped
-        found = self.hog_box(region, np.asarray(box, dtype=np.float64) - [left, top, left, top])
+        found = hog_box(self.hog_detector, region, np.asarray(box, dtype=np.float64) - [left, top, left, top])
         return np.stack([cut(*found) if found is not None else mapped, mapped])
 
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:

@@ -8,7 +8,8 @@ import torch
 
 from facecluster.udfs import dlib_resnet, facenet
 
-MODEL_IDS = {"facenet": facenet.MODEL_ID, "dlib": dlib_resnet.FOUR_VIEWS_MODEL_ID, "dlib-one-view": dlib_resnet.MODEL_ID}
+DLIB_EMBEDDERS = {"dlib": dlib_resnet.FOUR_VIEWS_MODEL_ID, "dlib-one-view": dlib_resnet.MODEL_ID}
+MODEL_IDS = {"facenet": facenet.MODEL_ID, **DLIB_EMBEDDERS}
 
 
 def model_id(embed_settings: dict) -> str:
@@ -28,8 +29,8 @@ def choose_embedder(name: str, facenet_weights: str | None, run_models=()) -> st
     'dlib'. Never touches the network."""
     if name != "auto":
         return name
-    for embedder in ("dlib", "dlib-one-view"):
-        if MODEL_IDS[embedder] in run_models:
+    for embedder, model in DLIB_EMBEDDERS.items():
+        if model in run_models:
             return embedder
     return "facenet" if facenet.find_weights(facenet_weights) else "dlib"
 
@@ -124,7 +125,7 @@ def worker_models(embed_settings: dict, weights_path: str | None):
     if key not in _WORKER_MODELS:
         detector = FaceDetector(device, embed_settings["max_canvas"], embed_settings["min_face_size"],
                                 embed_settings["detection_thresholds"], embed_settings["min_det_score"])
-        if embed_settings["embedder"] in ("dlib", "dlib-one-view"):
+        if embed_settings["embedder"] in DLIB_EMBEDDERS:
             embedder = dlib_resnet.DlibEmbedder(device, four_views=embed_settings["embedder"] == "dlib")
         else:
             mixed = embed_settings["mixed_precision"]

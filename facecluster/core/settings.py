@@ -124,10 +124,11 @@ RULES: dict[str, Rule] = {
     "spark.log_level": Rule(_choice("error", "warn", "info"), "how much of Spark's own log is shown "
                             "(--verbose: warn)"),
     "embed.embedder": Rule(_choice("auto", "facenet", "dlib", "dlib-one-view"),
-                           "which network embeds the faces: dlib (dlib's ResNet on dlib's own face box, the "
-                           "face and its mirror image), dlib-one-view (one view of MTCNN's box: half the "
-                           "network's work, no HOG search), facenet; auto = the dlib embedder the output's "
-                           "faces already have, else facenet when its weights are on disk, else dlib"),
+                           "which network embeds the faces: dlib (dlib's ResNet on four views of each face: the "
+                           "chips of dlib's own face box and of MTCNN's box, each with its mirror image), "
+                           "dlib-one-view (one view of MTCNN's box: a quarter of the network's work, no HOG "
+                           "search), facenet; auto = the dlib embedder the output's faces already have, else "
+                           "facenet when its weights are on disk, else dlib"),
     "embed.facenet_weights": Rule(_optional_file, "path to the FaceNet VGGFace2 weights"),
     "embed.device": Rule(_choice("auto", "cpu", "cuda"), "where the models run"),
     "embed.mixed_precision": Rule(_auto_or(_boolean), "FaceNet in fp16 on GPU if the first batch's embeddings stay "
