@@ -5,4 +5,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/bootstrap.sh"
 "$root/scripts/system_packages.sh"
 cd "$root"
-exec "$root/.venv/bin/python" -m pytest "$@"
+# The ten slowest tests close every run, so that CI's time budget stays in view.
+exec "$root/.venv/bin/python" -m pytest --durations=10 "$@"

@@ -54,12 +54,12 @@ def test_a_second_run_embeds_nothing_and_writes_no_duplicates(spark, reference, 
     assert_same_tables(reference, reference)
 
 
-def _start_embed(out, photos_per_round=ROUND):
+def _start_embed(out, photos_per_round=ROUND, env=None):
     # --verbose: Spark's warnings ("Lost task") are what shows a killed worker's task was run again.
     command = [sys.executable, "-m", "facecluster.cli", "embed", "--out", str(out), "--embedder", "dlib", "--verbose",
                "--set", f"embed.photos_per_round={photos_per_round}", "--set", "spark.master=local[2,4]"]
     # A session of its own, so that killing the group takes the JVM and its Python workers too.
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -68,7 +68,7 @@ def _committed_rounds(out):
     return [p for p in parts.iterdir() if p.is_dir()] if parts.is_dir() else []
 
 
-def _wait_for(condition, process, timeout=300):
+def _wait_for(condition, process, timeout):
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, f"the job ended before it could be killed:\n{process.stdout.read()}"
@@ -78,11 +78,21 @@ def _wait_for(condition, process, timeout=300):
 
 def test_a_killed_driver_resumes_to_the_same_tables(spark, archive, embed_settings, reference, tmp_path):
     out = tmp_path / "out"
+    from facecluster.udfs.embed_photos import HOLD_WORKER
+
+    hold = tmp_path / "hold"
+    hold.mkdir()
     ingest.ingest(spark, str(archive), str(out))
-    job = _start_embed(out)
-    _wait_for(lambda: len(_committed_rounds(out)) >= 1, job)
+    job = _start_embed(out, env={HOLD_WORKER: str(hold)})
+    _wait_for(lambda: len(_committed_rounds(out)) >= 1, job, timeout=900)
+    (hold / "armed").touch()  # the next task waits: the job cannot finish before the kill
+    _wait_for(lambda: (hold / "held").exists(), job, timeout=900)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
+    try:  # Spark's Python daemon keeps a process group of its own: the held worker goes too
+        os.kill(int((hold / "held").read_text()), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     done_before = len(_committed_rounds(out))
     assert 1 <= done_before < 6, "the kill must land between the first and the last round"
     assert not (out / "faces").exists()  # published only once every round is in
@@ -92,31 +102,19 @@ def test_a_killed_driver_resumes_to_the_same_tables(spark, archive, embed_settin
     assert_same_tables(out, reference)
 
 
-def _busy_python_workers(root_pid):
-    """Spark's Python worker processes under the job (children of pyspark.daemon) that are
-    computing: a worker left idle by an earlier stage would die without failing a task."""
-    found = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,pcpu=,etimes=,args="], capture_output=True, text=True).stdout
-    rows = [line.split(None, 4) for line in found.splitlines() if line.strip()]
-    # The daemon puts itself in a process group of its own; the session is still the job's.
-    daemons = {int(r[0]) for r in rows if "pyspark.daemon" in r[4] and _session(int(r[0])) == root_pid}
-    return [int(r[0]) for r in rows if int(r[1]) in daemons and float(r[2]) >= 25 and int(r[3]) >= 1]
-
-
-def _session(pid):
-    try:
-        return os.getsid(pid)
-    except ProcessLookupError:
-        return None
-
-
 def test_a_killed_python_worker_is_retried_and_nothing_is_lost(spark, archive, reference, tmp_path):
-    out = tmp_path / "out"
+    from facecluster.udfs.embed_photos import HOLD_WORKER
+
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    hold.mkdir()
+    (hold / "armed").touch()
     ingest.ingest(spark, str(archive), str(out))
-    job = _start_embed(out, photos_per_round=100)  # one round: the workers are busy from start to end
-    _wait_for(lambda: bool(_busy_python_workers(job.pid)), job)
-    for pid in _busy_python_workers(job.pid):
-        os.kill(pid, signal.SIGKILL)
-    output, _ = job.communicate(timeout=600)
+    # The first worker to start a task waits there until killed (udfs/embed_photos.py): the kill
+    # hits a running task on a fast machine and a slow one alike.
+    job = _start_embed(out, photos_per_round=100, env={HOLD_WORKER: str(hold)})
+    _wait_for(lambda: (hold / "held").exists(), job, timeout=900)
+    os.kill(int((hold / "held").read_text()), signal.SIGKILL)
+    output, _ = job.communicate(timeout=900)
     assert job.returncode == 0, output[-3000:]
     assert "Lost task" in output  # the kill did hit a running task, and Spark ran it again
     assert "embedded now 17" in output

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+from contextlib import contextmanager
 import urllib.request
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def browser():
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1600"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.implicitly_wait(5)
+    driver.implicitly_wait(0)  # pages are whole when next_page returns: an element is there or not
     yield driver
     driver.quit()
 
@@ -70,24 +71,50 @@ def labels(out: Path) -> pd.DataFrame:
 
 
 def open_person(driver, person: int):
-    driver.find_element("id", "nav-people").click()
-    driver.find_element("css selector", f"a.person-link[data-person-id='{person}']").click()
+    with next_page(driver):
+        driver.find_element("id", "nav-people").click()
+    with next_page(driver):
+        driver.find_element("css selector", f"a.person-link[data-person-id='{person}']").click()
     wait_for(lambda: driver.find_element("id", "person-title"))
 
 
-def wait_for(check, seconds: float = 10):
-    deadline = time.time() + seconds
+# A safety net for a page that never comes, not a pace: every wait below ends on the page's state.
+PATIENCE = 120
+
+
+def wait_for(check, seconds: float = PATIENCE):
+    deadline = time.monotonic() + seconds
     while True:
         try:
             result = check()
             if result:
                 return result
         except Exception:  # the page is reloading: elements come and go
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 raise
-        if time.time() > deadline:
+        if time.monotonic() > deadline:
             raise AssertionError("the page never showed it")
-        time.sleep(0.1)
+        time.sleep(0.05)
+
+
+@contextmanager
+def next_page(driver):
+    """The block clicks something that loads a page (a link, or an action whose answer reloads):
+    wait until the page the click was made on is gone and the new one is whole, so that no
+    element is looked up on the old page while the new one comes (a fast machine finds the old
+    page's elements, a slow one the new page's)."""
+    old = driver.find_element("tag name", "html")
+    yield
+
+    def gone():
+        try:
+            old.tag_name  # noqa: B018 - raises once the page it belongs to is gone
+            return False
+        except Exception:  # StaleElementReferenceException: a new page
+            return True
+
+    wait_for(gone)
+    wait_for(lambda: driver.execute_script("return document.readyState") == "complete")
 
 
 def faces_on_page(driver) -> list[str]:
@@ -103,6 +130,7 @@ def test_review_by_clicks_then_cluster_obeys_every_action(served, browser):
     faces_of = {p: set(before.index[before == p]) for p in (alice, other, third)}
 
     browser.get(address)
+    wait_for(lambda: browser.execute_script("return document.readyState") == "complete")
     assert browser.find_element("id", "nav-people").text == f"People ({len(sizes)})"
     shown = [int(a.get_attribute("data-person-id")) for a in browser.find_elements("css selector", "a.person-link")]
     assert shown[:3] == [alice, other, third], "people largest first"
@@ -115,31 +143,36 @@ def test_review_by_clicks_then_cluster_obeys_every_action(served, browser):
     field = browser.find_element("css selector", "#rename input[name=name]")
     field.clear()
     field.send_keys("Alice Example")
-    browser.find_element("css selector", "#rename button").click()
-    wait_for(lambda: browser.find_element("id", "person-title").text == "Alice Example")
+    with next_page(browser):
+        browser.find_element("css selector", "#rename button").click()
+    assert browser.find_element("id", "person-title").text == "Alice Example"
 
     # Merge, with the other person found by number in the merge search.
     browser.find_element("css selector", "#merge input[name=merge_q]").send_keys(f"#{other}")
-    browser.find_element("id", "merge-search").click()
-    browser.find_element("css selector", f".merge-candidate[data-person-id='{other}'] button").click()
-    wait_for(lambda: len(faces_on_page(browser)) == len(faces_of[alice]) + len(faces_of[other]))
+    with next_page(browser):
+        browser.find_element("id", "merge-search").click()
+    with next_page(browser):
+        browser.find_element("css selector", f".merge-candidate[data-person-id='{other}'] button").click()
+    assert len(faces_on_page(browser)) == len(faces_of[alice]) + len(faces_of[other])
 
     # Move a face out.
     button = browser.find_element("css selector", "#faces button[data-action=move_out]")
     moved = button.get_attribute("data-face_id")
-    button.click()
-    wait_for(lambda: moved not in faces_on_page(browser) and len(faces_on_page(browser)) > 0)
+    with next_page(browser):
+        button.click()
+    assert moved not in faces_on_page(browser) and len(faces_on_page(browser)) > 0
 
     # Assign a face that was not grouped to the third person, by number.
-    browser.find_element("id", "nav-not-grouped").click()
+    with next_page(browser):
+        browser.find_element("id", "nav-not-grouped").click()
     card = browser.find_element("css selector", "#faces .face-card")
     assigned = card.get_attribute("data-face-id")
     card.find_element("css selector", "form.assign-other input[name=person_id]").send_keys(str(third))
-    card.find_element("css selector", "form.assign-other button").click()
-    wait_for(lambda: assigned not in [c.get_attribute("data-face-id")
-                                      for c in browser.find_elements("css selector", "#faces .face-card")])
+    with next_page(browser):
+        card.find_element("css selector", "form.assign-other button").click()
+    assert assigned not in [c.get_attribute("data-face-id") for c in browser.find_elements("css selector", "#faces .face-card")]
 
-    # A label naming a person who does not exist is refused when written, with the reason.
+    # A label naming a person who does not exist is refused when written, with the reason (no new page).
     card = browser.find_element("css selector", "#faces .face-card")
     card.find_element("css selector", "form.assign-other input[name=person_id]").send_keys("99999")
     card.find_element("css selector", "form.assign-other button").click()
@@ -149,11 +182,13 @@ def test_review_by_clicks_then_cluster_obeys_every_action(served, browser):
     # Hide the third person, then undo it.
     written = len(labels(out))
     open_person(browser, third)
-    browser.find_element("id", "hide").click()
-    wait_for(lambda: not browser.find_elements("css selector", f"a.person-link[data-person-id='{third}']"))
+    with next_page(browser):
+        browser.find_element("id", "hide").click()
+    assert not browser.find_elements("css selector", f"a.person-link[data-person-id='{third}']")
     assert len(labels(out)) == written + 1 and labels(out)["action"].iloc[-1] == "hide"
-    browser.find_element("id", "undo").click()
-    wait_for(lambda: browser.find_elements("css selector", f"a.person-link[data-person-id='{third}']"))
+    with next_page(browser):
+        browser.find_element("id", "undo").click()
+    assert browser.find_elements("css selector", f"a.person-link[data-person-id='{third}']")
     assert list(labels(out)["action"]) == ["name", "merge", "move_out", "assign"]
 
     assert facecluster("cluster", "--out", out, "--set", "spark.master=local[2]") == 0
