@@ -20,9 +20,11 @@ import argparse
 import os
 import re
 import sys
+from stat import S_ISREG
+from typing import Iterator
 from datetime import datetime, timezone
-from urllib.parse import unquote
 
+import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,7 +35,7 @@ from facecluster.core.errors import UserError
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.lock import local_path
 from facecluster.core.job_arguments import job_parser
-from facecluster.core.runtime import parse_job_arguments, qualified, table_path, user_errors
+from facecluster.core.runtime import parse_job_arguments, table_path, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
@@ -42,7 +44,6 @@ FILES = PHOTO_FILES.name
 PHOTO_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif")
 INGEST_RANGES = 200  # ranges of a Parquet source, whose size is not known before reading it
 BYTES_PER_RANGE = 64 << 20  # a folder's ranges: ~64 MB files, so a small archive is not 200 tiny tasks
-FILES_PER_LISTING_TASK = 20_000
 BATCH = "batch"  # photos/batch=N: the photos first seen by the N-th ingest of a folder
 PLACE = ["album", "path", "albums", "paths"]  # where a photo is in the archive: what a later ingest may change
 
@@ -52,37 +53,51 @@ _GLOB = re.compile(r"([\\\[\]{}*?])")  # what Hadoop reads as a pattern in a pat
 
 def list_photo_files(spark: SparkSession, root: str) -> DataFrame:
     """Every file under root whose name says it is a photo: path, length, modified, local_name
-    (the file's name as bytes where it is not valid UTF-8, else null); no bytes read."""
+    (the file's name as bytes where it is not valid UTF-8, else null) and root (the archive's
+    root as the listing writes it, the start of every path); no bytes read. Every name counts:
+    `_DSC0001.jpg` is how cameras name photos, though Spark's file source hides such names."""
     folder = local_path(root)
     if folder is not None:
         return list_local_photo_files(spark, folder)
-    if not tables.exists(spark, root):
+    return list_hadoop_photo_files(spark, root)
+
+
+def list_hadoop_photo_files(spark: SparkSession, root: str) -> DataFrame:
+    """list_photo_files for a Hadoop file system (hdfs://, s3a://, ...), listed through Hadoop's
+    own FileSystem: Spark's file source would leave out the names that start with _ or ."""
+    jvm = spark.sparkContext._jvm
+    top = jvm.org.apache.hadoop.fs.Path(root)
+    fs = top.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(top):
         raise UserError(f"{root} does not exist")
-    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
-    paths = [unquote(path) for path in files.inputFiles()]  # listed as URIs: "IMG%20%5B1%5D.jpg"
-    # A file scan splits by bytes, a task per few files; a listing reads no bytes, so a task takes
-    # many thousands of files (a task per 8 LFW photos made listing 9,500 files take 30 s).
-    tasks = max(spark.sparkContext.defaultParallelism, -(-len(paths) // FILES_PER_LISTING_TASK))
-    listed = files.where(F.col("path").rlike(_PHOTO_NAME)).select(
-        "path", "length", F.col("modificationTime").alias("modified")).coalesce(tasks)
-    # Spark's file scan skips files of 0 bytes without a word; they are photos the user has
-    # and must come out as error rows, so they are taken from the listing and added back.
-    every = spark.createDataFrame([(path,) for path in paths], "path string")
-    empty = (every.where(F.col("path").rlike(_PHOTO_NAME)).join(listed.select("path"), "path", "left_anti")
-             .withColumn("length", F.lit(0).cast("long")).withColumn("modified", F.lit(None).cast("timestamp")))
-    return listed.unionByName(empty).withColumn("local_name", F.lit(None).cast("binary"))
+    named = fs.makeQualified(top).toString().rstrip("/")
+    pattern = re.compile(_PHOTO_NAME)
+    rows, listing = [], fs.listFiles(top, True)
+    while listing.hasNext():
+        status = listing.next()
+        path = status.getPath().toString()
+        if pattern.search(path):
+            modified = datetime.fromtimestamp(status.getModificationTime() / 1000, tz=timezone.utc)
+            rows.append((path, status.getLen(), modified, None, named))
+    return spark.createDataFrame(rows, LISTING_SCHEMA)
+
+
+LISTING_SCHEMA = "path string, length long, modified timestamp, local_name binary, root string"
 
 
 def list_local_photo_files(spark: SparkSession, root: str) -> DataFrame:
     """list_photo_files for a folder on this machine, listed by Python rather than by Hadoop:
     Hadoop follows a symbolic link that points back up the tree about 40 levels deep (every
-    photo below it read 41 times) and cannot see a file whose name is not valid UTF-8. Here a
-    folder that is its own ancestor is not entered again, and such a name is kept with its
-    undecodable bytes written as \\xNN (the bytes are then read by the driver)."""
+    photo below it read 41 times), cannot see a file whose name is not valid UTF-8 and hides
+    names that start with _ or . Here a folder that is its own ancestor is not entered again, and
+    such a name is kept with its undecodable bytes written as \\xNN. Something that is not a
+    regular file (a pipe, a device) is listed with no bytes, so that it becomes an error row
+    without ever being opened."""
     if not os.path.isdir(root):
         raise UserError(f"{root} is not a folder of photos" if os.path.exists(root) else f"{root} does not exist")
     pattern = re.compile(_PHOTO_NAME.encode())
     top = os.fsencode(os.path.abspath(root))
+    named = "file:" + os.path.abspath(root).rstrip("/")
     ancestors = {top: frozenset()}
     rows = []
     for folder, folders, names in os.walk(top, followlinks=True):
@@ -111,30 +126,70 @@ def list_local_photo_files(spark: SparkSession, root: str) -> DataFrame:
             except UnicodeDecodeError:
                 path, local_name = full.decode("utf-8", "backslashreplace"), full
             modified = datetime.fromtimestamp(stat.st_mtime_ns // 1_000_000 / 1000, tz=timezone.utc)
-            rows.append(("file:" + path, stat.st_size, modified, local_name))
-    return spark.createDataFrame(rows, "path string, length long, modified timestamp, local_name binary")
+            size = stat.st_size if S_ISREG(stat.st_mode) else 0
+            rows.append(("file:" + path, size, modified, local_name, named))
+    return spark.createDataFrame(rows, LISTING_SCHEMA)
+
+
+def _read_local_files(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """mapInPandas: (path, local_name) -> (path, content) read by Python on the executors, so
+    that every name Python can open is read (Spark's file source hides _ and . names and fails on
+    some others); a file gone since the listing is left out."""
+    for rows in batches:
+        read = []
+        for path, local_name in zip(rows["path"], rows["local_name"]):
+            name = bytes(local_name) if local_name is not None else local_path(path)
+            try:
+                with open(name, "rb") as handle:
+                    read.append((path, handle.read()))
+            except FileNotFoundError:
+                continue
+        yield pd.DataFrame(read, columns=["path", "content"])
+
+
+def _hidden_from_spark(path: str) -> bool:
+    """Names Spark's file source leaves out of a listing, even named one by one."""
+    name = path.rsplit("/", 1)[-1]
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)
 
 
 def read_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
     """path, content of the listed files (0-byte files as empty content). Files that went from
     the archive since they were listed are left out; they will not be in photo_files either."""
-    readable = listed.where((F.col("length") > 0) & F.col("local_name").isNull())
-    paths = [r.path for r in readable.select("path").collect()]
-    paths = [p for p in paths if local_path(p) is None or os.path.exists(local_path(p))]
-    read = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
-            .load([_GLOB.sub(r"\\\1", p) for p in paths]).select("path", "content") if paths  # a name is no pattern
-            else spark.createDataFrame([], "path string, content binary"))
-    odd = []  # names the JVM cannot open: read here
-    for row in listed.where((F.col("length") > 0) & F.col("local_name").isNotNull()).select("path", "local_name").collect():
-        try:
-            with open(bytes(row.local_name), "rb") as handle:
-                odd.append((row.path, handle.read()))
-        except OSError:
-            continue
-    if odd:
-        read = read.unionByName(spark.createDataFrame(odd, "path string, content binary"))
+    readable = listed.where(F.col("length") > 0)
     empty = listed.where(F.col("length") == 0).select("path", F.lit(b"").cast("binary").alias("content"))
+    local = local_path(listed.select("root").first()[0]) is not None if not listed.isEmpty() else True
+    if local:
+        tasks = max(spark.sparkContext.defaultParallelism, -(-readable.count() // 2_000))
+        read = readable.select("path", "local_name").repartition(tasks).mapInPandas(
+            _read_local_files, "path string, content binary")
+        return read.unionByName(empty)
+    paths = [r.path for r in readable.select("path").collect()]
+    plain = [p for p in paths if not _hidden_from_spark(p)]
+    read = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
+            .load([_GLOB.sub(r"\\\1", p) for p in plain]).select("path", "content") if plain  # a name is no pattern
+            else spark.createDataFrame([], "path string, content binary"))
+    hidden = [p for p in paths if _hidden_from_spark(p)]
+    if hidden:  # Spark's sources will not open these names: the driver reads them through Hadoop
+        read = read.unionByName(spark.createDataFrame(_read_through_hadoop(spark, hidden), "path string, content binary"))
     return read.unionByName(empty)
+
+
+def _read_through_hadoop(spark: SparkSession, paths: list[str]) -> list[tuple[str, bytes]]:
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    read = []
+    for path in paths:
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+        fs = hadoop_path.getFileSystem(conf)
+        if not fs.exists(hadoop_path):
+            continue
+        stream = fs.open(hadoop_path)
+        try:
+            read.append((path, bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))))
+        finally:
+            stream.close()
+    return read
 
 
 def extract_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
@@ -156,16 +211,20 @@ def extract_photo_table(spark: SparkSession, source: str) -> DataFrame:
     return table.select(path.alias("path"), content.alias("content"), album.alias("album"))
 
 
-def album_from_path(files: DataFrame, root: str) -> DataFrame:
-    """album = the folder directly under root ('' for photos at the root itself)."""
-    relative = F.expr(f"substring(path, {len(qualified(root)) + 2})")
+def album_from_path(files: DataFrame) -> DataFrame:
+    """album = the folder directly under the archive's root ('' for photos at the root itself),
+    from the root the listing wrote (file:///x and file:/x name one folder, listed as file:/x)."""
+    relative = F.expr("substring(path, length(root) + 2)")
     return files.withColumn("album", F.when(F.instr(relative, "/") > 0,
                                             F.substring_index(relative, "/", 1)).otherwise(F.lit("")))
 
 
 def photos_table(files: DataFrame) -> DataFrame:
     """path, content, album -> one row per distinct photo (the photos table)."""
-    photo_id = F.sha2(F.col("content"), 256)
+    # Every empty file (or pipe, or row without bytes) is a photo of its own, so that each
+    # becomes its own error row rather than one row for all of them.
+    photo_id = F.when(F.length("content") > 0, F.sha2(F.col("content"), 256)).otherwise(
+        F.sha2(F.concat(F.lit("empty file: "), F.coalesce(F.col("path"), F.lit(""))).cast("binary"), 256))
     if "photo_id" in files.columns:  # known files keep the id computed when their bytes were read
         photo_id = F.coalesce(F.col("photo_id"), photo_id)
     keyed = files.withColumn("photo_id", photo_id) \
@@ -206,8 +265,8 @@ def photos_now(spark: SparkSession, listed: DataFrame, stored: DataFrame, out: s
     previous = spark.read.parquet(table_path(out, FILES)).join(stored.select("photo_id"), "photo_id", "left_semi")
     known = known_files(listed, previous)
     new = listed.join(known.select("path"), "path", "left_anti")
-    new = extract_photo_files(spark, new).withColumn("photo_id", F.sha2("content", 256))
-    return photos_table(known.withColumn("content", F.lit(None).cast("binary")).unionByName(new))
+    new = extract_photo_files(spark, new)
+    return photos_table(known.withColumn("content", F.lit(None).cast("binary")).unionByName(new, allowMissingColumns=True))
 
 
 def moved_batches(stored: DataFrame, now: DataFrame) -> list:
@@ -246,7 +305,7 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
     photos_path = PHOTOS.path(out)
     listed = None
     if source_format == "folder":
-        listed = album_from_path(list_photo_files(spark, source), source).persist()
+        listed = album_from_path(list_photo_files(spark, source)).persist()
         if listed.isEmpty():
             raise UserError(f"no photos under {source} (looked for files ending in "
                             f"{', '.join('.' + e for e in PHOTO_EXTENSIONS)})")
@@ -264,8 +323,8 @@ def ingest(spark: SparkSession, source: str, out: str, source_format: str = "fol
     written = spark.read.parquet(photos_path)
     if listed is not None:
         files = (written.select("photo_id", F.explode("paths").alias("path"))
-                 .join(listed.select("path", "album", "length", "modified"), "path")
-                 .select("path", "album", "length", "modified", "photo_id"))
+                 .join(listed.select("path", "album", "length", "modified", "root"), "path")
+                 .select("path", "album", "length", "modified", "photo_id", "root"))
         write_table(files, out, FILES, files=1)
         listed.unpersist()
     return written

@@ -50,6 +50,46 @@ def test_a_name_that_is_not_utf8_is_a_photo_too(spark, tmp_path):
     assert odd["path"].endswith("caf\\xe9.jpg") and odd["photo_id"] == hashlib.sha256(OTHER.read_bytes()).hexdigest()
 
 
+def test_every_name_is_a_photo_and_every_empty_file_a_row_of_its_own(spark, tmp_path):
+    """Cameras name photos _DSC0001.jpg, Spark's file source hides _ and . names; a colon is no
+    URI; two empty files and a pipe are three photos that cannot be read, never one; an archive
+    named file:///... gives the same albums as its plain path."""
+    archive, out = tmp_path / "photos", tmp_path / "out"
+    for album in ("wedding", "weird:colon"):
+        (archive / album).mkdir(parents=True)
+    shutil.copy(PORTRAIT, archive / "wedding" / "_DSC0001.jpg")
+    shutil.copy(OTHER, archive / "wedding" / ".kept.jpg")
+    shutil.copy(ARCHIVE / "2021_wedding" / "img6.jpg", archive / "weird:colon" / "a.jpg")
+    for name in ("empty.jpg", "empty2.jpg"):
+        (archive / "wedding" / name).touch()
+    os.mkfifo(archive / "wedding" / "pipe.jpg")
+    from facecluster.jobs.ingest import ingest
+
+    ingest(spark, f"file://{archive}/", str(out))
+    photos = pd.read_parquet(out / "photos", columns=["photo_id", "album", "path", "n_bytes"])
+    names = {p.rsplit("/", 1)[-1]: (album, n) for p, album, n in zip(photos["path"], photos["album"], photos["n_bytes"])}
+    assert names == {"_DSC0001.jpg": ("wedding", PORTRAIT.stat().st_size), ".kept.jpg": ("wedding", OTHER.stat().st_size),
+                     "a.jpg": ("weird:colon", (ARCHIVE / "2021_wedding" / "img6.jpg").stat().st_size),
+                     "empty.jpg": ("wedding", 0), "empty2.jpg": ("wedding", 0), "pipe.jpg": ("wedding", 0)}
+    assert photos["photo_id"].is_unique
+    assert pd.read_parquet(out / "photo_files", columns=["root"])["root"].eq(f"file:{archive}").all()
+
+
+def test_a_hadoop_listing_keeps_every_name(spark, tmp_path):
+    """On HDFS or S3 the listing is Hadoop's own, and the names Spark's sources hide are read
+    through Hadoop's file system."""
+    from facecluster.jobs.ingest import _read_through_hadoop, list_hadoop_photo_files
+
+    (tmp_path / "a").mkdir()
+    shutil.copy(PORTRAIT, tmp_path / "a" / "_DSC0001.jpg")
+    shutil.copy(OTHER, tmp_path / "a" / "plain.jpg")
+    listed = list_hadoop_photo_files(spark, f"file://{tmp_path}").collect()
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in listed) == ["_DSC0001.jpg", "plain.jpg"]
+    assert {r.root for r in listed} == {f"file:{tmp_path}"}
+    hidden = [r.path for r in listed if "_DSC" in r.path]
+    assert _read_through_hadoop(spark, hidden) == [(hidden[0], PORTRAIT.read_bytes())]
+
+
 def test_a_link_back_up_the_tree_is_not_followed_around(spark, tmp_path):
     archive, out = tmp_path / "photos", tmp_path / "out"
     (archive / "a").mkdir(parents=True)
@@ -101,13 +141,13 @@ def test_parquet_rows_without_bytes_become_error_rows(spark, tmp_path):
     out = tmp_path / "out"
     ingest(spark, str(source), str(out), "parquet")
     photos = pd.read_parquet(out / "photos")
-    assert photos["photo_id"].notna().all() and len(photos) == 2  # the two rows without bytes are one empty photo
-    empty = photos[photos["n_bytes"] == 0].iloc[0]
-    assert sorted(empty["paths"]) == ["b.jpg", "c.jpg"]
+    assert photos["photo_id"].notna().all() and len(photos) == 3  # each row without bytes is an empty photo
+    empty = photos[photos["n_bytes"] == 0]
+    assert sorted(empty["path"]) == ["b.jpg", "c.jpg"]
     embed_settings, weights = resolve_embedder(load_settings(overrides=["embed.embedder=dlib"])["embed"])
     embed(spark, str(out), embed_settings, weights)
     status = pd.read_parquet(out / "photo_status").set_index("photo_id")
-    assert len(status) == 2 and status.loc[empty["photo_id"], "status"] == "error"
+    assert len(status) == 3 and (status.loc[empty["photo_id"], "status"] == "error").all()
 
     pd.DataFrame({"path": ["a.jpg"], "bytes": [b"x"]}).to_parquet(tmp_path / "wrong.parquet")
     with pytest.raises(UserError, match="no 'content' column"):

@@ -20,7 +20,7 @@ def test_photos_are_keyed_by_content_and_keep_every_album(spark, tmp_path):
         folder.mkdir(exist_ok=True)
         (folder / name).write_bytes(content)
     root = str(tmp_path)
-    files = album_from_path(extract_photo_files(spark, list_photo_files(spark, root)), root)
+    files = album_from_path(extract_photo_files(spark, list_photo_files(spark, root)))
     photos = {r["photo_id"]: r for r in photos_table(files).collect()}
     assert len(photos) == 3  # notes.txt is not a photo; x.jpg and copy.JPG are one photo
     same = photos[hashlib.sha256(b"same bytes").hexdigest()]

@@ -39,7 +39,7 @@ def table_columns(out: str | Path, table: Table) -> list[str]:
 
 
 # Columns added after runs were written: (table, column) -> the value an older run means.
-ADDED_COLUMNS = {("people", "hidden"): False}
+ADDED_COLUMNS = {("people", "hidden"): False, ("photo_files", "root"): None}
 
 
 def read_table(out: str | Path, table: Table, columns: list[str]) -> pd.DataFrame:

@@ -110,8 +110,11 @@ def sidecar_xml(regions: list[Region], stored_width: int, stored_height: int) ->
 
 
 def archive_root(files: pd.DataFrame) -> str:
-    """The folder the archive was ingested from: each path is ROOT/ALBUM/..., or ROOT/NAME for a
-    photo at the root (album ''); the root most paths agree on."""
+    """The folder the archive was ingested from, as ingest recorded it (photo_files.root). Runs
+    ingested before the root was recorded: each path is ROOT/ALBUM/..., or ROOT/NAME for a photo
+    at the root (album ''); the root most paths agree on."""
+    if "root" in files.columns and files["root"].notna().any():
+        return str(files["root"].dropna().mode().iloc[0])
     votes: dict[str, int] = {}
     for path, album in zip(files["path"], files["album"]):
         if not album:
@@ -205,7 +208,7 @@ EXPORT_COLUMNS = {
     ASSIGNMENTS: ["face_id", "person_id"],
     PEOPLE: ["person_id", "name", "hidden"],
     PHOTO_STATUS: ["photo_id", "width", "height"],
-    PHOTO_FILES: ["photo_id", "path", "album"],
+    PHOTO_FILES: ["photo_id", "path", "album", "root"],
 }
 
 
