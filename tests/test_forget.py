@@ -111,3 +111,80 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
 
     with pytest.raises(SystemExit):
         main(["forget", "--out", str(out), "--person", "999", "--set", "spark.master=local[2]"])
+
+
+def test_forget_reaches_the_review_cache_exports_and_pages_written_elsewhere(spark, sample_run, tmp_path, monkeypatch):
+    """Every copy the project wrote: the review page's cache (named by the run's real path, however
+    it was typed), every export folder and a gallery page written outside the run."""
+    import os
+
+    from facecluster.cli import main
+    from facecluster.viewing.review import FaceStore
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,1,,,Bob\n")
+    assert main(["cluster", "--out", str(out), "--set", "spark.master=local[2]"]) == 0
+    faces = pd.read_parquet(out / "faces")
+    assignments = pd.read_parquet(out / "assignments")
+    bob = int(pd.read_parquet(out / "people").set_index("name").loc["Bob", "person_id"])
+    theirs = faces[faces.face_id.isin(assignments.face_id[assignments.person_id == bob])]
+    needles = {**needles_for(out, theirs, with_photo=False), "name": "Bob"}
+
+    monkeypatch.chdir(tmp_path)
+    FaceStore("out").close()  # the review page opened by a relative name
+    assert main(["export", str(out), "--to", str(tmp_path / "export")]) == 0
+    assert main(["report", str(out), "--to", str(tmp_path / "page" / "index.html")]) == 0
+    places = [tmp_path / "cache", tmp_path / "export", tmp_path / "page"]
+    assert all(traces(place, needles) for place in places[:2]), "the check can find them"
+    assert traces(tmp_path / "page", {f: f for f in theirs.face_id}) or "Bob" in (tmp_path / "page" / "index.html").read_text()
+
+    assert main(["forget", "--out", f"file://{os.path.realpath(out)}", "--person", str(bob),
+                 "--set", "spark.master=local[2]"]) == 0
+    for place in places:
+        assert traces(place, needles) == [], place
+    assert (tmp_path / "export" / "faces.csv").exists() and (tmp_path / "page" / "index.html").exists()
+
+
+def test_without_its_key_a_run_with_forgotten_photos_stops(spark, sample_run, sample_archive, tmp_path, capsys):
+    from facecluster.cli import main
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    assert main(["forget", "--out", str(out), "--person", "0", "--set", "spark.master=local[2]"]) == 0
+    (out / "_forget_key").unlink()
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", str(sample_archive), "--out", str(out), "--set", "spark.master=local[2]"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "_forget_key is missing" in err and "would come back" in err and "Traceback" not in err
+    (out / "_forget_key").write_text("00" * 32)
+    with pytest.raises(SystemExit):
+        main(["cluster", "--out", str(out), "--set", "spark.master=local[2]"])
+    assert "is not the key" in capsys.readouterr().err
+
+
+def test_commands_without_spark_finish_an_interrupted_forget_first(spark, sample_run, tmp_path):
+    """As if forget was killed right after recording what to do: export, report and label each
+    finish it before they read the run."""
+    from facecluster.cli import main
+    from facecluster.curation import forgetting
+    from facecluster.jobs.forget import find_targets, label_lines_about
+
+    for command in ("export", "report", "label"):
+        out = tmp_path / command / "out"
+        shutil.copytree(sample_run, out)
+        (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,0,,,Ann\n")
+        assert main(["cluster", "--out", str(out), "--set", "spark.master=local[2]"]) == 0
+        ann = int(pd.read_parquet(out / "people").set_index("name").loc["Ann", "person_id"])
+        photos, faces = find_targets(spark, str(out), person=ann, photo=None)
+        forgetting.start(spark, str(out), photos, faces, label_lines_about(spark, str(out), ann, faces))
+        words = {"export": ["export", str(out), "--to", str(tmp_path / command / "export")],
+                 "report": ["report", str(out)],
+                 "label": ["label", "--out", str(out), "hide", str(ann + 1)]}[command]
+        assert main(words) == 0
+        assert not (out / forgetting.PENDING).exists(), command
+        assert not set(faces) & set(pd.read_parquet(out / "faces")["face_id"]), command
+        if command == "export":
+            assert "Ann" not in (tmp_path / command / "export" / "faces.csv").read_text()

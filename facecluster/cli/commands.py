@@ -9,7 +9,7 @@ import time
 
 from facecluster.core.job_arguments import add_identifier_arguments, add_settings_arguments
 from facecluster.core.runtime import settings_from
-from facecluster.output.session import job_session
+from facecluster.output.session import finish_interrupted_forget, job_session
 
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -364,6 +364,7 @@ def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from facecluster.core.lock import output_lock
 
     try:
+        finish_interrupted_forget(args.out)
         with output_lock(args.out, "label"):
             log = add_label(args.out, args.action.replace("-", "_"), **fields)
     except OSError as exc:
@@ -388,6 +389,7 @@ def review(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from facecluster.viewing.review_server import start_review
 
     try:
+        finish_interrupted_forget(args.out)
         server, address = start_review(args.out, args.host, args.port, args.token)
     except (OSError, KeyError) as exc:
         parser.exit(2, f"facecluster review: {args.out} is not a clustered run ({exc})\n")
@@ -413,6 +415,7 @@ def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from facecluster.viewing.report import write_report
 
     try:
+        finish_interrupted_forget(args.out)
         path = write_report(args.out, args.to)
     except (OSError, KeyError) as exc:
         parser.exit(2, f"facecluster report: {args.out} is not a clustered run ({exc})\n")
@@ -431,6 +434,7 @@ def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from facecluster.output.export import ExportError, export_run
 
     try:
+        finish_interrupted_forget(args.out)
         done = export_run(args.out, args.to, args.beside_originals)
     except (OSError, KeyError, ExportError) as exc:
         parser.exit(2, f"facecluster export: {exc}\n")

@@ -3,6 +3,8 @@ s3a:// (through pyarrow's file systems), and only the columns asked for, so that
 run never reads the photos' bytes."""
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +24,25 @@ def filesystem_of(out: str | Path):
     if text.startswith("s3a://"):  # Hadoop's name for S3; pyarrow knows it as s3://
         text = "s3://" + text[len("s3a://"):]
     return fs.FileSystem.from_uri(text)
+
+
+def canonical_name(out: str | Path) -> str:
+    """One name per output root, however it was typed: a local folder as file: and its real
+    path (a relative name, a link, file:///a and file:/a are one root), a URI as it is."""
+    local = local_path(str(out))
+    if local is not None:
+        return "file:" + os.path.realpath(local)
+    return str(out).rstrip("/")
+
+
+def cache_root() -> Path:
+    """Where commands keep local copies of a run's data (the review page's faces)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facecluster"
+
+
+def run_cache_folder(out: str | Path, cache: Path | None = None) -> Path:
+    """This machine's cached copies of one output root's data; forget deletes it whole."""
+    return (cache or cache_root() / "review") / hashlib.sha1(canonical_name(out).encode()).hexdigest()[:16]
 
 
 def has_table(out: str | Path, table: Table) -> bool:

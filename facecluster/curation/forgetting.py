@@ -7,6 +7,11 @@ held a copy of the forgotten table and a photo could test whether that photo had
 with the key, only whoever holds the output root itself can, and they hold the rest of the run.
 (An output root whose forgotten table predates the key keeps plain SHA-256 digests.)
 
+The key cannot be made again: without it no digest matches and every forgotten photo would come
+back. So each digest row carries a check of the key that made it (`key_check`), and every
+command on an output root whose key is missing or is another key stops before any work, saying
+so, rather than bring the forgotten back.
+
 A forget must finish even when it is killed half way, or the faces would come back from the
 tables it had not reached yet (the embed rounds, the label snapshot). So it first writes what it
 is about to do, OUT/_forget_pending.json (digests and label lines only), and the digests into
@@ -27,10 +32,12 @@ from facecluster.core import tables
 from facecluster.core.catalogue import (ASSIGNMENTS, EMBED_PARTS, FACE_TABLES, FACES, FORGET_KEY, FORGET_PENDING,
                                         FORGOTTEN, LABEL_LOG, LABELS_APPLIED, PEOPLE, PHOTO_STATUS, PHOTO_TABLES,
                                         face_id_column)
+from facecluster.core.errors import UserError
 from facecluster.core.runtime import table_path
 
 PENDING = FORGET_PENDING
 BLOCK = 64  # SHA-256's block size in bytes, for HMAC's padding
+KEY_CHECK = b"facecluster: the key of this output root's forgotten digests"
 
 
 class Forgotten:
@@ -48,7 +55,30 @@ class Forgotten:
         if key_text is None and digests is None and create_key:
             key_text = secrets.token_hex(32)
             tables.write_text(spark, table_path(out, FORGET_KEY), key_text)
-        return cls(bytes.fromhex(key_text.strip()) if key_text else None, digests)
+        forgotten = cls(bytes.fromhex(key_text.strip()) if key_text else None, digests)
+        forgotten.check_key(out)
+        return forgotten
+
+    def key_check(self) -> str | None:
+        """A digest of the key itself, stored beside the digests it made (never the key)."""
+        return None if self.key is None else hmac.new(self.key, KEY_CHECK, sha256).hexdigest()[:16]
+
+    def check_key(self, out: str) -> None:
+        """Stop when the digests were made with a key this output root no longer holds."""
+        if self.digests is None or "key_check" not in self.digests.columns:
+            return  # nothing forgotten yet, or digests from before the key (plain SHA-256)
+        made_with = {row[0] for row in self.digests.select("key_check").distinct().collect() if row[0]}
+        if not made_with or self.key_check() in made_with:
+            return
+        if self.key is None:
+            problem = f"{table_path(out, FORGET_KEY)} is missing"
+        else:
+            problem = f"{table_path(out, FORGET_KEY)} is not the key the forgotten photos were recorded with"
+        raise UserError(
+            f"{problem}: without it every photo and person forgotten on {out} would come back. Put the file back "
+            f"from a backup of the output root (it cannot be made again). To go on without it, knowing that the "
+            f"forgotten photos may come back, delete {table_path(out, FORGET_KEY)} and {FORGOTTEN.path(out)}, then "
+            "forget them again.")
 
     def digest(self, value: str) -> str:
         if self.key is None:
@@ -117,8 +147,10 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
 
     forgotten = Forgotten.read(spark, out)
     photos, faces, label_rows = work["photos"], work["faces"], set(work["label_rows"])
-    new = spark.createDataFrame([(d, "photo") for d in photos] + [(d, "face") for d in faces], "digest string, kind string")
-    merged = new if forgotten.digests is None else forgotten.digests.unionByName(new)
+    check = forgotten.key_check()
+    new = spark.createDataFrame([(d, "photo", check) for d in photos] + [(d, "face", check) for d in faces],
+                                "digest string, kind string, key_check string")
+    merged = new if forgotten.digests is None else forgotten.digests.unionByName(new, allowMissingColumns=True)
     tables.write_table(merged.distinct(), out, FORGOTTEN.name, files=1)
     rewritten = []
     for name in (table.name for table in (*PHOTO_TABLES, *FACE_TABLES)):
@@ -152,8 +184,33 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
         tables.write_text(spark, log, blank_label_lines(text, label_rows))
     for leftover in ("report", "_staging"):  # a gallery page and half-written tables may hold them
         tables.delete(spark, table_path(out, leftover))
+    forget_copies(out)
     tables.delete(spark, table_path(out, PENDING))
     return rewritten
+
+
+def forget_copies(out: str) -> None:
+    """The copies outside the tables: this machine's cache of the run (the review page's faces:
+    thumbnails, ids, embeddings) is deleted, and every export and gallery page written elsewhere
+    is written again without what was forgotten (facecluster/output/copies.py)."""
+    import shutil
+    from pathlib import Path
+
+    from facecluster.core.run_reader import run_cache_folder
+    from facecluster.output.copies import recorded
+    from facecluster.output.export import refresh_exports
+    from facecluster.viewing.report import write_report
+
+    shutil.rmtree(run_cache_folder(out), ignore_errors=True)
+    missed = refresh_exports(out)
+    for page in recorded(out, "reports"):
+        if Path(page["to"]).exists():
+            try:
+                write_report(out, page["to"])
+            except (OSError, KeyError) as exc:
+                missed.append(f"{page['to']}: {exc}")
+    for where in missed:
+        print(f"facecluster: a copy of {out} may still hold what was forgotten: {where}", flush=True)
 
 
 def finish_pending(spark: SparkSession, out: str) -> bool:

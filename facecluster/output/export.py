@@ -162,10 +162,19 @@ def export_people(run: dict[str, pd.DataFrame], to: str | os.PathLike, beside_or
 
     written, skipped = [], []
     named = faces[faces["name"].notna() & (faces["name"] != "")]
-    for path, photo_faces in named.groupby("path", sort=True):
+    sidecars = {}
+    for path, _ in named.groupby("path", sort=True):
         original = local_file(path)
         relative = original.resolve().relative_to(root_path)
-        sidecar = (original.parent if beside_originals else target / relative.parent) / f"{original.name}.xmp"
+        sidecars[path] = (original.parent if beside_originals else target / relative.parent) / f"{original.name}.xmp"
+        landing = Path(os.path.realpath(sidecars[path].parent))
+        if not beside_originals and landing != target and target not in landing.parents:
+            # a link inside the export folder (DIR/album -> the archive) would put sidecars elsewhere
+            raise ExportError(f"{sidecars[path].parent} leads out of {target} (to {landing}): nothing was written; "
+                              "remove the link, or export to a folder of its own")
+    for path, photo_faces in named.groupby("path", sort=True):
+        original = local_file(path)
+        sidecar = sidecars[path]
         if sidecar.exists() and str(sidecar) not in before:
             skipped.append(str(sidecar))  # a sidecar of another tool, or the user's: never overwritten
             continue
@@ -212,6 +221,24 @@ EXPORT_COLUMNS = {
 }
 
 
+def refresh_exports(out: str) -> list[str]:
+    """Write every recorded export again from the run as it is now (after a forget: without the
+    forgotten photos and faces); the folders that could not be reached, with the reason."""
+    from facecluster.output.copies import recorded
+
+    missed = []
+    for entry in recorded(out, "exports"):
+        folder = Path(entry["to"])
+        if not (folder / MANIFEST).exists():
+            missed.append(f"{folder}: not on this machine, or not an export any more")
+            continue
+        try:
+            export_run(out, folder, entry["beside_originals"])
+        except (OSError, KeyError, ExportError) as exc:
+            missed.append(f"{folder}: {exc}")
+    return missed
+
+
 def export_run(out: str, to: str | os.PathLike, beside_originals: bool = False) -> dict:
     from facecluster.core.run_reader import has_table, read_table
 
@@ -220,4 +247,8 @@ def export_run(out: str, to: str | os.PathLike, beside_originals: bool = False) 
         raise ExportError(f"{out} is not a clustered run (no {', '.join(missing)}): run `facecluster run` "
                           "or `facecluster cluster` on it first")
     run = {table.name: read_table(out, table, columns) for table, columns in EXPORT_COLUMNS.items()}
-    return export_people(run, to, beside_originals)
+    done = export_people(run, to, beside_originals)
+    from facecluster.output.copies import record
+
+    record(out, "exports", {"to": str(Path(to).resolve()), "beside_originals": beside_originals})
+    return done

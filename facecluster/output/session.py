@@ -28,5 +28,23 @@ def _recover(spark, out: str, finish_forget: bool) -> None:
     from facecluster.curation import forgetting
 
     tables.delete(spark, table_path(out, STAGING))
+    forgetting.Forgotten.read(spark, out)  # stops when the key of the forgotten digests is gone
     if finish_forget:
         forgetting.finish_pending(spark, out)
+
+
+def finish_interrupted_forget(out: str) -> None:
+    """For the commands that read a run without Spark (label, review, report, export): a forget
+    killed half way is finished first, with Spark in local mode, so that none of them shows or
+    writes what was forgotten."""
+    from pyarrow import fs
+
+    from facecluster.core.catalogue import FORGET_PENDING
+    from facecluster.core.run_reader import filesystem_of
+    from facecluster.core.settings import load_settings
+
+    filesystem, base = filesystem_of(out)
+    if filesystem.get_file_info(f"{base}/{FORGET_PENDING}").type != fs.FileType.File:
+        return
+    with job_session(load_settings(), out, "forget"):
+        pass

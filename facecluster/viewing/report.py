@@ -83,10 +83,15 @@ def build_report(out: str | Path, faces_per_person: int = 12, max_people: int = 
 
 
 def write_report(out: str | Path, to: str | Path | None = None) -> Path:
-    """OUT/report/index.html unless `to` says otherwise; `forget` deletes OUT/report."""
+    """OUT/report/index.html unless `to` says otherwise; `forget` deletes OUT/report and writes a
+    page elsewhere again (facecluster/output/copies.py)."""
     if to is None and local_path(str(out)) is None:
         raise OSError(f"{out} is not on this machine: say where to write the page with --to")
     path = Path(to) if to else Path(local_path(str(out))) / "report" / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build_report(out), encoding="utf-8")
+    if to:
+        from facecluster.output.copies import record
+
+        record(str(out), "reports", {"to": str(path.resolve())})
     return path

@@ -36,10 +36,6 @@ def _fingerprint(out: str, table) -> str:
     return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:16]
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facecluster" / "review"
-
-
 class FaceStore:
     """Each face's thumbnail and embedding, copied once per version of the faces table into a
     local cache (one file of thumbnails with their offsets, one float32 matrix): a page then
@@ -47,8 +43,10 @@ class FaceStore:
     thousands of faces each. Built by streaming the table, so memory stays flat."""
 
     def __init__(self, out: str, cache: Path | None = None):
+        from facecluster.core.run_reader import run_cache_folder
+
         key = _fingerprint(out, FACES)
-        run_folder = (cache or cache_root()) / hashlib.sha1(str(out).encode()).hexdigest()[:16]
+        run_folder = run_cache_folder(out, cache)
         self.folder = run_folder / key
         if not (self.folder / "done").exists():
             self._build(out, run_folder)
