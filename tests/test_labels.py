@@ -221,3 +221,34 @@ def test_blanking_lines_keeps_the_log_readable_and_its_length():
     blanked = check_labels(parse_label_log(blank_label_lines(text, {0, 1})))
     assert blanked["action"].tolist() == ["forgotten", "forgotten", "not_a_face"]
     assert "Bob" not in blank_label_lines(text, {0, 1}) and "note" not in blank_label_lines(text, {0, 1})
+
+
+def test_a_name_too_long_is_refused_before_anything_is_written(tmp_path, capsys):
+    from facecluster.cli import main
+    from facecluster.curation.labels import add_label, read_label_log
+
+    _clustered(tmp_path)
+    add_label(str(tmp_path), "name", person_id=3, name="Ann")
+    before = (tmp_path / "labels.csv").read_bytes()
+    with pytest.raises(LabelError, match="at most 200"):
+        add_label(str(tmp_path), "name", person_id=3, name="x" * 2_000_000)
+    with pytest.raises(SystemExit):
+        main(["label", "--out", str(tmp_path), "name", "3", "y" * 201])
+    assert "at most 200" in capsys.readouterr().err
+    assert (tmp_path / "labels.csv").read_bytes() == before, "nothing appended"
+    add_label(str(tmp_path), "hide", person_id=7)  # and the log goes on
+    assert read_label_log(str(tmp_path))["action"].tolist() == ["name", "hide"]
+
+
+def test_a_log_saved_by_a_spreadsheet_reads_as_any_other(tmp_path):
+    """A byte-order mark and Windows line ends (CRLF), as Excel and LibreOffice save CSV."""
+    from facecluster.curation.labels import add_label, read_label_log, undo_last_label
+
+    _clustered(tmp_path)
+    (tmp_path / "labels.csv").write_bytes("action,person_id,other_person_id,face_id,name\r\nname,3,,,Zoë\r\n"
+                                          .encode("utf-8-sig"))
+    assert read_label_log(str(tmp_path))["name"].tolist() == ["Zoë"]
+    add_label(str(tmp_path), "merge", person_id=3, other_person_id=7)
+    assert read_label_log(str(tmp_path))["action"].tolist() == ["name", "merge"]
+    assert undo_last_label(str(tmp_path)).action == "merge"
+    assert read_label_log(str(tmp_path))["name"].tolist() == ["Zoë"]

@@ -44,6 +44,9 @@ class LabelError(UserError, ValueError):
     pass
 
 
+MAX_NAME = 200  # characters: a person's name, not a document (and far below the CSV reader's field limit)
+
+
 def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFrame:
     """The labels with their types checked; a wrong line stops the run before any work."""
     missing = [c for c in COLUMNS if c not in labels.columns]
@@ -59,6 +62,8 @@ def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFra
 
         if row.action not in ACTIONS:
             raise LabelError(f"{source}:{number}: unknown action {row.action!r}; one of {', '.join(ACTIONS)}")
+        if isinstance(row.name, str) and len(row.name) > MAX_NAME:
+            raise LabelError(f"{source}:{number}: a name of {len(row.name):,} characters; at most {MAX_NAME}")
         if row.action == "name":
             need("person_id", "the person")
             need("name", "the name")
@@ -240,16 +245,21 @@ def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | Non
     return result
 
 
-def _log_rows(text: str) -> list[list[str]]:
-    """The log's lines as CSV rows, blank lines skipped."""
-    return [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+def _log_rows(text: str, source: str = "labels.csv") -> list[list[str]]:
+    """The log's lines as CSV rows, blank lines skipped. A spreadsheet's byte-order mark and
+    Windows line ends (CRLF) are read as any other log."""
+    try:
+        return [row for row in csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+                if any(field.strip() for field in row)]
+    except csv.Error as exc:
+        raise LabelError(f"{source} cannot be read as CSV ({exc}): correct or remove the line it names") from None
 
 
 def parse_label_log(text: str, source: str = "labels.csv") -> pd.DataFrame:
     """labels.csv as text -> one row per line (all text; check_labels types it). Read with
     Python's csv module, as add_label writes it: a name may hold commas, quotes or line breaks.
     A line with fields beyond the header keeps them unread; blank lines are skipped."""
-    rows = _log_rows(text)
+    rows = _log_rows(text, source)
     if not rows:
         raise LabelError(f"{source} is empty: its first line must be the header {','.join(COLUMNS)}")
     header, lines = rows[0], rows[1:]
@@ -317,6 +327,9 @@ def add_label(out: str, action: str, person_id: int | None = None, other_person_
     elif not text.endswith("\n"):
         buffer.write("\n")  # a hand-edited log whose last line has no line end
     writer.writerow(["" if v is None else v for v in (action, person_id, other_person_id, face_id, name)])
+    # The log as it would be is read back before a byte is written: a line that could not be read
+    # would stop every later label, undo and cluster run until the file was edited by hand.
+    check_labels(parse_label_log(text + buffer.getvalue(), path), path)
     with open(path, "a", encoding="utf-8", newline="") as log:
         log.write(buffer.getvalue())
     return read_label_log(out)
