@@ -248,3 +248,70 @@ def test_a_hidden_person_is_kept_but_never_shown_or_exported(sample_run, tmp_pat
     assert facecluster("export", out, "--to", tmp_path / "export") == 0
     exported = pd.read_csv(tmp_path / "export" / "faces.csv")
     assert "Not Shown" not in set(exported["name"].dropna())
+
+
+@pytest.fixture()
+def in_process(sample_run, tmp_path):
+    """`review` served from this process on a copy of the sample run: (out, address, port)."""
+    import threading
+
+    from facecluster.viewing.review_server import start_review
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    server, address = start_review(str(out), cache=tmp_path / "cache")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield out, address, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _post(url, body: bytes, headers: dict):
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_an_action_needs_the_token_in_its_header_not_the_cookie_alone(in_process):
+    """Another page on 127.0.0.1 (a notebook server, another tool) is the same site to the browser:
+    a text/plain form it posts carries the cookie, never the header, and is refused."""
+    out, address, port = in_process
+    bare, token = address.split("?token=")
+    with urllib.request.urlopen(address) as page:
+        cookie = page.headers["Set-Cookie"].split(";")[0]
+    assert cookie.startswith(f"facecluster_review_{port}="), "one cookie per port"
+    form = b'{"action": "name", "person_id": 0, "name": "Mallory"}'
+    assert _post(bare + "api/label", form, {"Cookie": cookie, "Content-Type": "text/plain"})[0] == 403
+    assert _post(bare + "api/label", form, {"Cookie": cookie, "Content-Type": "application/json"})[0] == 403
+    assert not (out / "labels.csv").exists(), "nothing written"
+    status, _ = _post(bare + "api/label", form, {"X-Review-Token": token, "Content-Type": "application/json"})
+    assert status == 200 and "Mallory" in (out / "labels.csv").read_text()
+
+
+@pytest.mark.parametrize("body, headers, code", [
+    (b"[1, 2]", {}, 400),
+    (b'{"action": "name", "person_id": [0], "name": "X"}', {}, 400),
+    (b'{"action": "name", "person_id": 0, "name": 5}', {}, 200),
+    (b"not json", {}, 400),
+    (b"{}", {"Content-Length": "-1"}, 400),
+    (b"{}", {"Content-Length": str(10 ** 9)}, 400),
+])
+def test_a_malformed_action_is_told_as_such_never_a_server_error(in_process, body, headers, code):
+    out, address, _ = in_process
+    bare, token = address.split("?token=")
+    status, answer = _post(bare + "api/label", body, {"X-Review-Token": token, "Content-Type": "application/json",
+                                                      **headers})
+    assert status == code, answer
+    assert b"Traceback" not in answer and b"error: " not in answer
+
+
+def test_a_token_given_by_hand_must_be_long(sample_run):
+    from facecluster.core.errors import UserError
+    from facecluster.viewing.review_server import start_review
+
+    with pytest.raises(UserError, match="at least 16 characters"):
+        start_review(str(sample_run), host="0.0.0.0", token="a")

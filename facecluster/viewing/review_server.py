@@ -31,7 +31,9 @@ PEOPLE_PER_PAGE = 50
 FACES_PER_PERSON_ROW = 8
 FACES_PER_PAGE = 120
 NOT_GROUPED_PER_PAGE = 60
-COOKIE = "facecluster_review"
+COOKIE = "facecluster_review"  # + the port: cookies are not kept per port, two pages on two ports would share one
+MIN_TOKEN = 16  # characters of a token the user gives (--token): guessing must not be a matter of minutes
+MAX_BODY = 64 * 1024  # bytes of an action's request: a label is a few fields
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #222; background: #f6f6f6; }
@@ -263,7 +265,7 @@ class Review:
             raise UserError(f"{self.out} is not a local folder: labels are written to a local run's labels.csv")
         action = str(body.get("action", ""))
         fields = {"person_id": _number(body.get("person_id")), "other_person_id": _number(body.get("other_person_id")),
-                  "face_id": body.get("face_id") or None, "name": (body.get("name") or "").strip() or None}
+                  "face_id": str(body.get("face_id") or "") or None, "name": str(body.get("name") or "").strip() or None}
         for key in ("person_id", "other_person_id"):
             person = fields[key]
             if person is not None and state.person(person) is None:
@@ -316,12 +318,26 @@ def make_handler(review: Review, token: str):
         def log_error(self, format, *args):
             sys.stderr.write(format % args + "\n")
 
+        @property
+        def _cookie(self) -> str:
+            return f"{COOKIE}_{self.server.server_address[1]}"
+
         def _token_ok(self, query: dict) -> bool:
             given = self.headers.get("X-Review-Token") or query.get("token", [None])[0]
             if not given:
-                cookie = SimpleCookie(self.headers.get("Cookie", ""))
-                given = cookie[COOKIE].value if COOKIE in cookie else None
-            return bool(given) and hmac.compare_digest(str(given), token)
+                try:
+                    cookie = SimpleCookie(self.headers.get("Cookie", ""))
+                except Exception:  # noqa: BLE001 - a malformed cookie header carries no token
+                    cookie = {}
+                given = cookie[self._cookie].value if self._cookie in cookie else None
+            return bool(given) and hmac.compare_digest(str(given).encode(), token.encode())
+
+        def _action_token_ok(self) -> bool:
+            """An action carries the token in its own header, never by cookie alone: a page on
+            another port of 127.0.0.1 is the same site to the browser and could post a form with
+            the cookie, but it cannot add a header without asking first (CORS), and is refused."""
+            given = self.headers.get("X-Review-Token")
+            return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
         def _send(self, status, body: bytes, kind: str, headers: dict | None = None):
             self.send_response(status)
@@ -347,7 +363,7 @@ def make_handler(review: Review, token: str):
                                   "<code>facecluster review</code> printed.</p>", HTTPStatus.FORBIDDEN)
             headers = {}
             if "token" in query:  # the first visit: later requests carry it as a cookie
-                headers["Set-Cookie"] = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+                headers["Set-Cookie"] = f"{self._cookie}={token}; HttpOnly; SameSite=Strict; Path=/"
             parts = [p for p in url.path.split("/") if p]
             try:
                 if not parts:
@@ -376,11 +392,25 @@ def make_handler(review: Review, token: str):
 
         def do_POST(self):
             url = urlsplit(self.path)
-            if not self._token_ok(parse_qs(url.query)):
-                return self._json({"error": "missing or wrong review token"}, HTTPStatus.FORBIDDEN)
+            self.close_connection = True  # a refused request's body is never read: do not read the next from it
+            if not self._action_token_ok():
+                return self._json({"error": "missing or wrong review token (actions send it in the "
+                                            "X-Review-Token header)"}, HTTPStatus.FORBIDDEN)
+            if self.headers.get_content_type() != "application/json":
+                return self._json({"error": "an action is a JSON object (Content-Type: application/json)"},
+                                  HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             try:
                 length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                return self._json({"error": f"an action's body must have a Content-Length of 0 to {MAX_BODY} bytes"},
+                                  HTTPStatus.BAD_REQUEST)
+            try:
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict) or not all(
+                        isinstance(v, (str, int, type(None))) and not isinstance(v, bool) for v in body.values()):
+                    raise UserError("an action is a JSON object of text or whole-number fields")
                 if url.path == "/api/label":
                     return self._json({"message": review.label(body)})
                 if url.path == "/api/undo":
@@ -410,6 +440,9 @@ def start_review(out: str, host: str = "127.0.0.1", port: int = 0, token: str | 
     if not is_loopback(host) and not token:
         raise UserError(f"review on {host} is reachable from other machines: give a --token that every request "
                         "must carry (or serve on 127.0.0.1)")
+    if token is not None and len(token) < MIN_TOKEN:
+        raise UserError(f"--token must be at least {MIN_TOKEN} characters (this one has {len(token)}); "
+                        "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
     token = token or secrets.token_urlsafe(24)
     review = Review(out, cache)
     try:
