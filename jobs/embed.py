@@ -27,7 +27,7 @@ from facecluster.core.progress import PhotoProgress
 from facecluster.curation.forgetting import Forgotten
 from facecluster.core.job_arguments import job_parser
 from facecluster.core.run_reader import run_models
-from facecluster.core.runtime import parse_job_arguments, table_path, user_errors
+from facecluster.core.runtime import describe, parse_job_arguments, table_path, user_errors
 from facecluster.output.session import job_session
 from facecluster.udfs.embed_photos import RESULT_SCHEMA, embed_photo_batches
 from facecluster.udfs.embedders import model_id, resolve_embedder
@@ -128,6 +128,7 @@ def embed(spark: SparkSession, out: str, embed_settings: dict, weights_path: str
     started = planned = time.monotonic()
     progress = PhotoProgress(spark, "embed", n_photos, done_before=n_photos - n_todo)
     for number, (low, high) in enumerate(ranges, 1):
+        describe(spark, "embed", f"round {number} of {len(ranges)}, {n_todo} photos to embed of {n_photos} ({out})")
         results = embed_photos(todo.where(in_range(low, high)), embed_settings, weights_path, n_tasks)
         with progress.round(round(n_todo / len(ranges))):
             tables.write_table(results, out, f"{PARTS}/{model}-{low or '00000000'}-{uuid.uuid4().hex[:8]}")

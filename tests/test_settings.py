@@ -33,6 +33,28 @@ def test_a_wrong_setting_stops_with_its_name(override, named):
         load_settings(overrides=[override])
 
 
+def test_a_wrong_value_is_blamed_on_where_it_came_from(tmp_path):
+    with pytest.raises(SettingsError, match=r"max_canvas = -5 in --set"):
+        load_settings(overrides=["embed.max_canvas=-5"])
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("embed:\n  max_canvas: -5\n")
+    with pytest.raises(SettingsError, match=f"max_canvas = -5 in {mine}"):
+        load_settings(mine)
+    with pytest.raises(SettingsError, match=r"max_canvas = -5 in --set"):
+        load_settings(tmp_path / "mine.yaml", ["embed.max_canvas=-5"])
+
+
+def test_a_settings_file_that_would_expand_is_refused_at_once(tmp_path):
+    """A YAML bomb: 837 bytes of nested aliases took 2.6 GB before it was refused."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for name, previous in zip("bcdefghi", "abcdefgh"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SettingsError, match="aliases"):
+        load_settings(bomb)
+
+
 def test_overrides_are_read_as_yaml_values():
     assert parse_override("embed.max_canvas=800") == ("embed.max_canvas", 800)
     assert parse_override("embed.facenet_weights=null") == ("embed.facenet_weights", None)
@@ -122,3 +144,28 @@ def test_the_settings_reference_is_generated_from_the_declarations():
     assert all(f"`{key}`" in reference for key in RULES)
     written = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
     assert written.endswith(reference), "docs/settings.md is stale: regenerate with `facecluster settings --markdown`"
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on a TCP port, from /proc/net (hex, as the kernel writes them)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.read().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_in_local_mode_spark_listens_on_this_machine_only(spark):
+    """The Spark UI shows archive paths: in local mode nothing on the network needs it."""
+    from urllib.parse import urlsplit
+
+    ui = urlsplit(spark.sparkContext.uiWebUrl)
+    assert ui.hostname == "127.0.0.1"
+    loopback = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+    addresses = _listening_addresses(ui.port)
+    assert addresses and addresses <= loopback, addresses
+    assert spark.conf.get("spark.driver.bindAddress") == "127.0.0.1"

@@ -8,7 +8,7 @@ import sys
 import time
 
 from facecluster.core.job_arguments import add_identifier_arguments, add_settings_arguments
-from facecluster.core.runtime import settings_from
+from facecluster.core.runtime import describe, settings_from
 from facecluster.output.session import finish_interrupted_forget, job_session
 
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         def step(name, action):
             print(f"[{name}] ...", flush=True)
+            describe(spark, name, args.out)
             started = time.perf_counter()
             result = action()
             timings[name] = time.perf_counter() - started

@@ -42,31 +42,66 @@ def qualified(path: str) -> str:
     return "file:" + os.path.abspath(path).rstrip("/")
 
 
-def start_spark(settings: dict):
-    """The Spark session for a job. Under spark-submit the master and resources come from
-    spark-submit; run as a plain program (facecluster run ...) it is conf's spark.master."""
+def submitted_conf() -> dict[str, str] | None:
+    """Under spark-submit, the Spark properties the user gave it (--conf, --name, --master,
+    spark-defaults.conf), read from the JVM spark-submit started; None when not under it."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # joins spark-submit's JVM; starts nothing
+    return dict(SparkConf().getAll())
+
+
+def start_spark(settings: dict, step: str | None = None):
+    """The Spark session for a job. Under spark-submit, what the user gave Spark wins: the
+    package's properties fill only what is unset, and the application is named after the step
+    unless --name named it. Run as a plain program (facecluster run ...) it is conf's
+    spark.master, on this machine's loopback address only (the UI and the driver show archive
+    paths: nothing on the network needs them in local mode)."""
     # Python workers must run this interpreter, or they start a system Python without the packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(settings["spark"]["app_name"])
-    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    given = submitted_conf()
+    under_spark_submit = given is not None
+    name = settings["spark"]["app_name"] + (f" {step}" if step else "")
     conf = dict(settings["spark"]["conf"])
     level = settings["spark"]["log_level"]
-    if not under_spark_submit:
+    builder = SparkSession.builder
+    if under_spark_submit:
+        script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        if given.get("spark.app.name") not in (None, "", script):  # spark-submit names an app after its script
+            name = given["spark.app.name"]
+        conf = {key: value for key, value in conf.items() if key not in given}
+    else:
         builder = builder.master(settings["spark"]["master"])
+        if settings["spark"]["master"].startswith("local"):
+            # The UI binds where SPARK_LOCAL_IP says (every interface when unset), the driver where
+            # spark.driver.bindAddress says.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+            conf.setdefault("spark.driver.host", "127.0.0.1")
         if level == "error":  # quiet from the JVM's first line, not only after the session exists
             quiet = f"-Dlog4j2.configurationFile={QUIET_LOG}"
             conf["spark.driver.extraJavaOptions"] = f"{conf.get('spark.driver.extraJavaOptions', '')} {quiet}".strip()
+    builder = builder.appName(name)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(level.upper())
+    if step:
+        describe(spark, step)
     address = spark.sparkContext.uiWebUrl
     if address and not under_spark_submit:
         print(f"Spark UI: {address}", flush=True)
     return spark
+
+
+def describe(spark, step: str, detail: str = "") -> None:
+    """What the Spark UI shows for the jobs that follow: the step, and what it works on."""
+    spark.sparkContext.setJobDescription(f"facecluster {step}" + (f": {detail}" if detail else ""))
 
 
 def user_errors(main):

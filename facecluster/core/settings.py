@@ -218,13 +218,66 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _hadoop_text(uri: str) -> str:
+    """A small text file read through Hadoop's file systems (hdfs://, s3a://, abfss://, file:)."""
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()  # under spark-submit: its JVM; else one started for this
+    jvm = SparkContext._jvm
+    conf = jvm.org.apache.spark.deploy.SparkHadoopUtil.get().newConfiguration(jvm.org.apache.spark.SparkConf())
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(conf)
+    if not fs.exists(path):
+        raise SettingsError(f"config file {uri} does not exist")
+    stream = fs.open(path)
+    try:
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode("utf-8")
+    finally:
+        stream.close()
+
+
+def _settings_text(path: str) -> str:
+    """A settings file's text: a local file; a URI read through Hadoop (the driver of a YARN or
+    Kubernetes cluster-mode job has no copy of the submitting machine's files); or a file shipped
+    with spark-submit --files, named as it was given there or by its name alone."""
+    local = os.path.expanduser(path)
+    if os.path.isfile(local):
+        return Path(local).read_text()
+    if "://" in path or path.startswith(("file:", "hdfs:", "s3a:")):
+        return _hadoop_text(path)
+    name = os.path.basename(path)
+    if os.path.isfile(name):  # YARN puts --files in the containers' working folder
+        return Path(name).read_text()
+    from facecluster.core.runtime import submitted_conf
+
+    for shipped in (submitted_conf() or {}).get("spark.files", "").split(","):
+        if shipped and shipped.rstrip("/").rsplit("/", 1)[-1] == name:
+            return _hadoop_text(shipped)
+    raise SettingsError(f"config file {path} does not exist")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a settings file needs none, and nested aliases let a
+    file of a few hundred bytes expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a settings file",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+MAX_SETTINGS_BYTES = 1 << 20
+
+
 def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
     """A settings file as {dotted key: value}."""
-    path = Path(path)
-    if not path.is_file():
-        raise SettingsError(f"config file {path} does not exist")
+    text = _settings_text(str(path))
+    if len(text) > MAX_SETTINGS_BYTES:
+        raise SettingsError(f"config file {path} is {len(text):,} characters: a settings file is a few lines")
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.load(text, Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as exc:
         raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
@@ -252,12 +305,15 @@ def _lay_over(flat: dict[str, Any], changes: dict[str, Any], source: str) -> dic
 
 
 def load_settings(config: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict:
-    """The defaults, the config file's keys over them, then key=value overrides; all checked."""
+    """The defaults, the config file's keys over them, then key=value overrides; all checked, a
+    wrong value blamed on where it came from."""
     flat = read_settings_file(DEFAULTS)
-    if config:
-        flat = _lay_over(flat, read_settings_file(config), str(config))
-    flat = _lay_over(flat, dict(parse_override(text) for text in overrides or []), "--set")
-    return check_settings(flat, source=str(config) if config else "the defaults")
+    sources = dict.fromkeys(flat, "the defaults")
+    for changes, source in ((read_settings_file(config) if config else {}, str(config)),
+                            (dict(parse_override(text) for text in overrides or []), "--set")):
+        flat = _lay_over(flat, changes, source)
+        sources.update({("spark.conf" if key.startswith("spark.conf") else key): source for key in changes})
+    return check_settings(flat, source=sources)
 
 
 def _check_known(key: str, source: str) -> None:
@@ -268,22 +324,26 @@ def _check_known(key: str, source: str) -> None:
     raise SettingsError(f"unknown setting {key} in {source}{hint}")
 
 
-def check_settings(flat: dict[str, Any], source: str = "settings") -> dict:
+def check_settings(flat: dict[str, Any], source: str | dict[str, str] = "settings") -> dict:
+    """source: where the settings came from, one for all or per key."""
+    def where(key: str) -> str:
+        return source.get(key, "settings") if isinstance(source, dict) else source
+
     for key in sorted(flat):
-        _check_known(key, source)
+        _check_known(key, where(key))
     missing = sorted(set(RULES) - set(flat))
     if missing:
-        raise SettingsError(f"setting {missing[0]} is missing from {source}")
+        raise SettingsError(f"setting {missing[0]} is missing from {where(missing[0])}")
     checked = {}
     for key, value in flat.items():
         try:
             checked[key] = RULES[key].check(value)
         except ValueError as exc:
-            raise SettingsError(f"setting {key} = {value!r} in {source}: {exc} ({RULES[key].help})") from None
+            raise SettingsError(f"setting {key} = {value!r} in {where(key)}: {exc} ({RULES[key].help})") from None
     cluster_min = checked["cluster.min_cluster_size"]
     if checked["cluster.min_samples"] > cluster_min:
         raise SettingsError(
-            f"setting cluster.min_samples = {checked['cluster.min_samples']} in {source}: "
+            f"setting cluster.min_samples = {checked['cluster.min_samples']} in {where('cluster.min_samples')}: "
             f"must not exceed cluster.min_cluster_size = {cluster_min}")
     return _nest(checked)
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 from facecluster.core.catalogue import STAGING
 from facecluster.core.lock import local_path, output_lock
-from facecluster.core.runtime import start_spark, table_path
+from facecluster.core.runtime import describe, start_spark, table_path
 
 
 @contextmanager
@@ -14,9 +14,10 @@ def job_session(settings: dict, out: str, command: str, create: bool = False, fi
     """The job's Spark session, with OUT locked for the job (facecluster/core/lock.py). A local OUT is
     locked before Spark starts, so a busy or missing output root is refused at once. A forget
     that was killed half way is finished first (facecluster/curation/forgetting.py)."""
-    spark = None if local_path(out) is not None else start_spark(settings)  # a Hadoop lock needs Spark
+    spark = None if local_path(out) is not None else start_spark(settings, command)  # a Hadoop lock needs Spark
     with output_lock(out, command, create, spark):
-        spark = spark or start_spark(settings)
+        spark = spark or start_spark(settings, command)
+        describe(spark, command, out)
         _recover(spark, out, finish_forget)
         yield spark
 
