@@ -240,3 +240,37 @@ def test_a_malformed_label_line_stops_cluster_with_one_line(sample_run, tmp_path
         main(["cluster", "--out", str(out), "--set", "spark.master=local[2]"])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and "person_id must be a whole number" in err and "Traceback" not in err
+
+
+@pytest.fixture()
+def read_only(tmp_path):
+    """A folder nobody may write to: a read-only bind mount as root (who may write anywhere
+    else), the folder's permissions otherwise."""
+    import subprocess
+
+    source, folder = tmp_path / "source", tmp_path / "read_only"
+    source.mkdir()
+    folder.mkdir()
+    if os.geteuid() != 0:
+        yield source, lambda: source.chmod(0o555)
+        source.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(source), str(folder)], capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("root here cannot bind-mount a folder read-only")
+    yield folder, lambda: subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_read_only_output_root_is_one_line_not_a_traceback(sample_run, read_only, capsys):
+    from facecluster.cli import main
+
+    folder, make_read_only = read_only
+    shutil.copytree(sample_run, folder / "run")
+    make_read_only()
+    for words, says in [(["run", str(ARCHIVE), "--out", str(folder / "new")], "cannot make the output root"),
+                        (["cluster", "--out", str(folder / "run")], "cannot write to the output root")]:
+        with pytest.raises(SystemExit) as stopped:
+            main([*words, "--set", "spark.master=local[2]"])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and says in err and "Traceback" not in err, err

@@ -115,3 +115,16 @@ def test_evaluate_pairs_on_real_photos(people_folders, tmp_path, capsys):
     assert report["auc"] > 0.95 and report["accuracy"] > 0.85
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert DistanceCalibration.load("dlib-resnet-v1-four-views", tmp_path / "cal").n_pairs_ == len(lines)
+
+
+def test_verify_refuses_a_pipe_at_once(tmp_path, capsys):
+    """A FIFO named like a photo would block the read until something wrote to it."""
+    import os
+
+    from facecluster.cli import main
+    from tests.conftest import ARCHIVE
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(SystemExit) as stopped:
+        main(["verify", str(ARCHIVE / "2019_birthday" / "img5.jpg"), str(tmp_path / "pipe.jpg"), "--embedder", "dlib"])
+    assert stopped.value.code == 2 and "not a regular file" in capsys.readouterr().err

@@ -61,11 +61,19 @@ def output_lock(out: str, command: str, create: bool = False, spark=None):
         if not create:
             raise UserError(f"{out} is not an output root of facecluster (no such folder); "
                             f"start with `facecluster run PHOTOS --out {out}`")
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot make the output root {out}: {exc.strerror or exc}") from None
     import fcntl
 
     path = os.path.join(folder, LOCK)
-    handle = open(path, "a+")
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:  # a read-only disk or folder: every command writes there, so say it now
+        raise UserError(f"cannot write to the output root {out} ({exc.strerror or exc}): {command} writes its "
+                        "tables there; give an --out where you may write (to look at a run on read-only "
+                        "storage, use the notebook or `facecluster export`)") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -27,6 +27,8 @@ def recorded(out: str, kind: str) -> list[dict]:
 
 
 def record(out: str, kind: str, entry: dict) -> None:
+    """Remember a copy. A run on read-only storage keeps no record: nothing can be forgotten
+    there either, since forget rewrites the run's own tables."""
     from pyarrow import fs
 
     filesystem, path = _copies_file(out)
@@ -35,5 +37,8 @@ def record(out: str, kind: str, entry: dict) -> None:
         with filesystem.open_input_stream(path) as stream:
             every = json.loads(stream.read().decode("utf-8"))
     every[kind] = [e for e in every.get(kind, []) if e != entry] + [entry]
-    with filesystem.open_output_stream(path) as stream:
-        stream.write(json.dumps(every, indent=1).encode("utf-8"))
+    try:
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(json.dumps(every, indent=1).encode("utf-8"))
+    except OSError:
+        pass

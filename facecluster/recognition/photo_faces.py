@@ -22,6 +22,8 @@ def photo_rows(paths: list[str]) -> pd.DataFrame:
     cannot be read stops with its path and why."""
     rows = []
     for path in paths:
+        if Path(path).exists() and not Path(path).is_file():  # a pipe would wait for a writer forever
+            raise FileNotFoundError(f"cannot read photo {path}: not a regular file")
         try:
             content = Path(path).read_bytes()
         except OSError as exc:
