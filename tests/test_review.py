@@ -315,3 +315,16 @@ def test_a_token_given_by_hand_must_be_long(sample_run):
 
     with pytest.raises(UserError, match="at least 16 characters"):
         start_review(str(sample_run), host="0.0.0.0", token="a")
+
+
+def test_a_persons_albums_on_the_page_are_those_of_person_albums(sample_run, tmp_path):
+    """The sample archive holds one photo copied into two albums: it counts in both, as in the
+    person_albums table."""
+    from facecluster.viewing.review import FaceStore, ReviewState
+
+    state = ReviewState(str(sample_run), FaceStore(str(sample_run), tmp_path / "cache"))
+    table = pd.read_parquet(sample_run / "person_albums")
+    photos = pd.read_parquet(sample_run / "photos", columns=["albums"])
+    assert (photos["albums"].map(len) > 1).any(), "the check needs a photo in two albums"
+    for person, rows in table.groupby("person_id"):
+        assert sorted(state.albums_of(int(person))) == sorted(zip(rows["album"], rows["n_faces"].astype(int)))

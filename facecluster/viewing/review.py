@@ -148,6 +148,7 @@ class ReviewState:
         self.centroids = (np.stack(visible["centroid"].to_numpy()).astype(np.float32) if len(visible)
                           else np.zeros((0, store.embeddings.shape[1] if store.embeddings.ndim == 2 else 0), np.float32))
         self.pending = pd.DataFrame()
+        self._albums = None
         self.refresh()
 
     def stale(self) -> bool:
@@ -260,5 +261,18 @@ class ReviewState:
         return bool(set(photos[self.face_rows(person_a)]) & set(photos[self.face_rows(person_b)]))
 
     def albums_of(self, person_id: int) -> list[tuple[str, int]]:
-        albums = self.store.albums.iloc[self.face_rows(person_id)].value_counts()
+        """(album, faces there), most first: a photo copied into two albums counts in both, as in
+        the person_albums table."""
+        photos = pd.Series(self.store.photo_ids[self.face_rows(person_id)], name="photo_id")
+        albums = photos.to_frame().merge(self._photo_albums(), on="photo_id")["album"].value_counts()
         return [(str(a), int(n)) for a, n in albums.items() if n]
+
+    def _photo_albums(self) -> pd.DataFrame:
+        """photo_id, album: one row per album a photo is in (read once, never the photos' bytes)."""
+        if self._albums is None:
+            from facecluster.core.catalogue import PHOTOS
+            from facecluster.core.run_reader import read_table
+
+            photos = read_table(self.out, PHOTOS, ["photo_id", "albums"])
+            self._albums = photos.explode("albums").rename(columns={"albums": "album"}).dropna()
+        return self._albums
