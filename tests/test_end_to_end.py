@@ -99,3 +99,30 @@ def test_evaluate_refuses_labels_without_a_person_column(sample_run, tmp_path):
     with pytest.raises(SystemExit) as stopped:
         main(["evaluate", "clusters", str(sample_run), "--labels", str(bad)])
     assert stopped.value.code == 2
+
+
+def test_the_readme_shows_what_the_demo_prints(tmp_path):
+    """The demo as the README gives it (scripts/demo.sh); its summary's figures are the README's."""
+    import re
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), "--out", str(tmp_path / "sample")],
+                          capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    readme = (ROOT / "README.md").read_text()
+    shown = readme[readme.index("scripts/demo.sh     #"):]
+    shown = shown[shown.index("Results in"):shown.index("```", shown.index("Results in"))]
+
+    def summary(text: str) -> dict:
+        lines = {}
+        for key in ("model:", "photos:", "faces:", "people:", "people in more than one album:"):
+            found = re.search(rf"^  {re.escape(key)}\s+(.*)$", text, re.M)
+            assert found, f"no '{key}' line in\n{text}"
+            lines[key] = found.group(1)
+        return lines
+
+    assert summary(shown) == summary(done.stdout)
+    rows = lambda text: re.findall(r"^\s+\d+\s+-\s+(\d+)\s+(\d+)", text, re.M)  # noqa: E731 - person rows: faces, albums
+    assert rows(shown) and rows(shown) == rows(done.stdout)[:len(rows(shown))]

@@ -328,3 +328,23 @@ def test_a_persons_albums_on_the_page_are_those_of_person_albums(sample_run, tmp
     assert (photos["albums"].map(len) > 1).any(), "the check needs a photo in two albums"
     for person, rows in table.groupby("person_id"):
         assert sorted(state.albums_of(int(person))) == sorted(zip(rows["album"], rows["n_faces"].astype(int)))
+
+
+def test_a_merge_is_offered_unasked_only_within_the_suggestion_distance(in_process):
+    """The nearest people are shown on a person's page, but a merge button only for those the
+    report and the notebook would suggest (on the sample run: none; the nearest lie 0.4 and more
+    apart, plainly other people)."""
+    import re
+
+    out, address, _ = in_process
+    bare, token = address.split("?token=")
+    sizes = person_of(out)[person_of(out) >= 0].value_counts()
+    with urllib.request.urlopen(f"{bare}person/{int(sizes.index[0])}?token={token}") as page:
+        html = page.read().decode()
+    nearest = re.findall(r"distance (\d\.\d\d): (perhaps the same person|most likely someone else)", html)
+    assert nearest, "the nearest people are shown with their distance"
+    limit = float(re.search(r"offered only within (\d\.\d\d)", html).group(1))
+    for distance, words in nearest:
+        assert (float(distance) <= limit) == (words == "perhaps the same person")
+    merges = html.count("data-action='merge'")
+    assert merges == sum(words == "perhaps the same person" for _, words in nearest)

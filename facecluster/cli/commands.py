@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         photos = embed.summary(spark, args.out)
         clusters = cluster.summary(spark, args.out)
         print()
-        print(f"Results in {os.path.abspath(args.out) if '://' not in args.out else args.out}")
+        print(f"Results in {args.out}")
         print(f"  model:   {', '.join(photos['models']) or embed_settings['embedder']}")
         print(f"  photos:  {photos['photos']} ({photos['ok']} with faces, {photos['no_face']} without, "
               f"{photos['error']} could not be read: see photo_status)")

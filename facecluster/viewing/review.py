@@ -149,6 +149,7 @@ class ReviewState:
                           else np.zeros((0, store.embeddings.shape[1] if store.embeddings.ndim == 2 else 0), np.float32))
         self.pending = pd.DataFrame()
         self._albums = None
+        self._suggest = None
         self.refresh()
 
     def stale(self) -> bool:
@@ -266,6 +267,19 @@ class ReviewState:
         photos = pd.Series(self.store.photo_ids[self.face_rows(person_id)], name="photo_id")
         albums = photos.to_frame().merge(self._photo_albums(), on="photo_id")["album"].value_counts()
         return [(str(a), int(n)) for a, n in albums.items() if n]
+
+    @property
+    def suggest_merge(self) -> float:
+        """The centroid distance under which two people are suggested as perhaps one: the same
+        as the report's and the notebook's merge suggestions (facecluster/recognition/thresholds.py)."""
+        if self._suggest is None:
+            from facecluster.core.run_reader import run_models
+            from facecluster.recognition.thresholds import distances
+
+            models = run_models(self.out)
+            self._suggest = distances(models[0], np.asarray(self.store.embeddings), self.store.photo_ids).suggest_merge \
+                if models else 0.0
+        return self._suggest
 
     def _photo_albums(self) -> pd.DataFrame:
         """photo_id, album: one row per album a photo is in (read once, never the photos' bytes)."""

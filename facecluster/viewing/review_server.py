@@ -188,7 +188,11 @@ class Review:
         return self._frame(state, person.title, "".join(parts), token)
 
     def _merge_panel(self, state: ReviewState, person, query: dict) -> str:
+        """People to merge with: those found by a search, or the nearest people. Only those within
+        the merge-suggestion distance (the one the report and the notebook use) get a merge
+        button unasked; the others are shown for what they are, most likely someone else."""
         wanted = query.get("merge_q", [""])[0]
+        limit = state.suggest_merge
         if wanted:
             found, _ = state.people_page(0, 10, wanted)
             candidates = [(p.person_id, None) for p in found if p.person_id != person.person_id and not p.new]
@@ -200,7 +204,8 @@ class Review:
                 candidates = list(zip(ids[0].tolist(), distances[0].tolist()))
             else:
                 candidates = []
-            heading = "Perhaps the same person (nearest people)"
+            heading = (f"Nearest people: a merge is offered only within {limit:.2f}, the distance under which two "
+                       "people are suggested as perhaps one")
         rows = []
         for other, distance in candidates:
             shown = state.person(other)
@@ -208,13 +213,19 @@ class Review:
                 continue
             faces = "".join(self._img(row) for row in shown.rows[:5])
             why = ""
-            if state.shares_a_photo(person.person_id, other):
+            together = state.shares_a_photo(person.person_id, other)
+            if together:
                 why = "<span class='why'>shares a photo with this person: two people in one photo</span>"
-            measure = f" · distance {distance:.2f}" if distance is not None else ""
+            if distance is None:
+                measure, offer = "", True
+            elif distance <= limit and not together:
+                measure, offer = f" · distance {distance:.2f}: perhaps the same person", True
+            else:
+                measure, offer = f" · distance {distance:.2f}: most likely someone else", False
+            button = (f"<button data-action='merge' data-person_id='{person.person_id}' data-other_person_id="
+                      f"'{other}'>Same person: merge into {_e(person.title)}</button> " if offer else "")
             rows.append(f"<div class='person merge-candidate' data-person-id='{other}'><h3>{_e(shown.title)} · "
-                        f"{shown.n_faces} faces{measure}</h3><div class='faces'>{faces}</div>"
-                        f"<button data-action='merge' data-person_id='{person.person_id}' data-other_person_id="
-                        f"'{other}'>Same person: merge into {_e(person.title)}</button> {why}</div>")
+                        f"{shown.n_faces} faces{measure}</h3><div class='faces'>{faces}</div>{button}{why}</div>")
         search = (f"<form method='get' action='/person/{person.person_id}'><input name='merge_q' "
                   f"placeholder='find a person to merge: name or number' value='{_e(wanted)}'>"
                   f"<button id='merge-search'>Find</button></form>")
