@@ -223,3 +223,24 @@ def test_exporting_what_is_not_a_run_stops_with_one_line(tmp_path, capsys):
     assert stopped.value.code == 2
     assert "is not a clustered run (no faces, assignments" in capsys.readouterr().err
     assert not (tmp_path / "sidecars").exists()
+
+
+def test_a_link_in_the_export_folder_that_leads_into_the_archive_is_refused(named_run, archive, tmp_path):
+    root, _ = archive
+    to = tmp_path / "sidecars"
+    to.mkdir()
+    (to / "2019_birthday").symlink_to(root / "2019_birthday")
+    before = digest_of(root)
+    with pytest.raises(SystemExit) as refused:
+        facecluster("export", named_run, "--to", to)
+    assert refused.value.code == 2
+    assert digest_of(root) == before, "nothing written into the archive"
+
+
+def test_the_archive_root_is_the_one_ingest_recorded():
+    """An album named like a folder above it made the guess from paths pick the wrong root."""
+    from facecluster.output.export import archive_root
+
+    files = pd.DataFrame({"path": ["file:/data/pics/data/a.jpg", "file:/data/pics/data/b.jpg"], "album": ["data", "data"]})
+    assert archive_root(files) != "file:/data/pics"  # what the guess gives
+    assert archive_root(files.assign(root="file:/data/pics")) == "file:/data/pics"
