@@ -169,3 +169,12 @@ def test_in_local_mode_spark_listens_on_this_machine_only(spark):
     addresses = _listening_addresses(ui.port)
     assert addresses and addresses <= loopback, addresses
     assert spark.conf.get("spark.driver.bindAddress") == "127.0.0.1"
+
+
+def test_a_settings_file_is_read_through_hadoop_file_systems(spark, tmp_path):
+    """--config hdfs://... or s3a://...: read where the driver runs, through Hadoop (file: here)."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("embed:\n  max_canvas: 800\n")
+    assert load_settings(f"file://{mine}")["embed"]["max_canvas"] == 800
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(f"file://{tmp_path}/nowhere.yaml")
