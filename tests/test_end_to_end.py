@@ -124,5 +124,7 @@ def test_the_readme_shows_what_the_demo_prints(tmp_path):
         return lines
 
     assert summary(shown) == summary(done.stdout)
+    # The output root as the user wrote it, no one's home folder: the demo's, and this test's.
+    assert "Results in runs/sample\n" in shown and f"Results in {tmp_path / 'sample'}\n" in done.stdout
     rows = lambda text: re.findall(r"^\s+\d+\s+-\s+(\d+)\s+(\d+)", text, re.M)  # noqa: E731 - person rows: faces, albums
     assert rows(shown) and rows(shown) == rows(done.stdout)[:len(rows(shown))]
