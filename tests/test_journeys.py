@@ -184,19 +184,30 @@ def test_a_forget_recorded_but_not_carried_out_is_finished_by_the_next_run(spark
 
 # --- killed commands ------------------------------------------------------------------------
 
-def start(*words: str) -> subprocess.Popen:
+def start(*words: str, hold: Path | None = None) -> subprocess.Popen:
     """A command in a process of its own session, so that killing the group takes the JVM and
-    its Python workers too."""
+    its Python workers too. hold: the folder of the fault-injection points (udfs/failpoints.py)."""
+    from facecluster.udfs.failpoints import HOLD
+
     words = [str(w) for w in words]
     extra = ["--embedder", "dlib"] if words[0] == "run" else []
     command = [sys.executable, "-m", "facecluster.cli", *words, *extra, "--set", "spark.master=local[2,4]",
                "--set", "embed.photos_per_round=4"]
+    env = {**os.environ, **({HOLD: str(hold)} if hold else {})}
     return subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def kill_when(process: subprocess.Popen, ready, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
+def held_at_table(table: str, hold: Path) -> Path:
+    """Arm the point where a command has written `table` but not yet published it: the command
+    waits there, so that a kill lands in that state however fast the machine is."""
+    hold.mkdir(exist_ok=True)
+    (hold / f"table={table}").touch()
+    return hold
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout  # a net for a command that never gets there, not a pace
     while not ready():
         assert process.poll() is None, f"the command ended before it could be killed:\n{process.stdout.read()}"
         assert time.monotonic() < deadline, "timed out waiting for the step"
@@ -205,8 +216,9 @@ def kill_when(process: subprocess.Popen, ready, timeout: float = 300) -> None:
     process.wait()
 
 
-def staging(out: Path, table: str):
-    return lambda: any(p.name.startswith(f"{table}-") for p in (out / "_staging").glob("*"))
+def held(hold: Path):
+    """Ready when a command waits at the armed point (its pid in hold/held)."""
+    return lambda: (hold / "held").exists()
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +235,8 @@ def reference(spark, tmp_path_factory):
 def test_a_run_killed_at_each_step_is_run_again_to_the_same_tables(reference, tmp_path, step, table):
     archive, expected = reference
     out = tmp_path / "out"
-    kill_when(start("run", archive, "--out", out), staging(out, table))
+    hold = held_at_table(table, tmp_path / "hold")
+    kill_when(start("run", archive, "--out", out, hold=hold), held(hold))
     assert not (out / "person_albums").exists(), "the kill landed before the run ended"
     assert facecluster("run", archive, "--out", out) == 0
     assert not list((out / "_staging").glob("*")), "half-written tables are cleared"
@@ -238,7 +251,8 @@ def test_a_killed_forget_is_finished_by_running_it_again(reference, tmp_path):
     person = person_of(out)
     bob = person[person >= 0].value_counts().index[0]
     bobs_faces = set(person[person == bob].index)
-    kill_when(start("forget", "--out", out, "--person", bob), staging(out, "assignments"))
+    hold = held_at_table("assignments", tmp_path / "hold")
+    kill_when(start("forget", "--out", out, "--person", bob, hold=hold), held(hold))
     assert facecluster("forget", "--out", out, "--person", bob) == 0
     check_run(out, archive, (), bobs_faces)
     assert facecluster("run", archive, "--out", out, "--set", "cluster.mode=full") == 0

@@ -78,14 +78,14 @@ def _wait_for(condition, process, timeout):
 
 def test_a_killed_driver_resumes_to_the_same_tables(spark, archive, embed_settings, reference, tmp_path):
     out = tmp_path / "out"
-    from facecluster.udfs.embed_photos import HOLD_WORKER
+    from facecluster.udfs.failpoints import HOLD
 
     hold = tmp_path / "hold"
     hold.mkdir()
     ingest.ingest(spark, str(archive), str(out))
-    job = _start_embed(out, env={HOLD_WORKER: str(hold)})
+    job = _start_embed(out, env={HOLD: str(hold)})
     _wait_for(lambda: len(_committed_rounds(out)) >= 1, job, timeout=900)
-    (hold / "armed").touch()  # the next task waits: the job cannot finish before the kill
+    (hold / "worker").touch()  # the next task waits: the job cannot finish before the kill
     _wait_for(lambda: (hold / "held").exists(), job, timeout=900)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
@@ -103,15 +103,15 @@ def test_a_killed_driver_resumes_to_the_same_tables(spark, archive, embed_settin
 
 
 def test_a_killed_python_worker_is_retried_and_nothing_is_lost(spark, archive, reference, tmp_path):
-    from facecluster.udfs.embed_photos import HOLD_WORKER
+    from facecluster.udfs.failpoints import HOLD
 
     out, hold = tmp_path / "out", tmp_path / "hold"
     hold.mkdir()
-    (hold / "armed").touch()
+    (hold / "worker").touch()
     ingest.ingest(spark, str(archive), str(out))
-    # The first worker to start a task waits there until killed (udfs/embed_photos.py): the kill
+    # The first worker to start a task waits there until killed (udfs/failpoints.py): the kill
     # hits a running task on a fast machine and a slow one alike.
-    job = _start_embed(out, photos_per_round=100, env={HOLD_WORKER: str(hold)})
+    job = _start_embed(out, photos_per_round=100, env={HOLD: str(hold)})
     _wait_for(lambda: (hold / "held").exists(), job, timeout=900)
     os.kill(int((hold / "held").read_text()), signal.SIGKILL)
     output, _ = job.communicate(timeout=900)

@@ -6,8 +6,6 @@ status does not. The embed job splits these rows into the `faces` and `photo_sta
 """
 from __future__ import annotations
 
-import os
-import time
 from typing import Iterator
 
 import numpy as np
@@ -15,6 +13,7 @@ import pandas as pd
 
 from facecluster.udfs.decode import Photo, PhotoError, decode_photo, jpeg_bytes
 from facecluster.udfs.detector import DetectedFace
+from facecluster.udfs.failpoints import hold_for_kill
 
 RESULT_COLUMNS = ["photo_id", "album", "path", "status", "error", "width", "height", "n_faces", "model", "faces"]
 RESULT_SCHEMA = (
@@ -121,28 +120,6 @@ def embed_chunk(chunk, detector, embedder, settings: dict) -> list[dict]:
     return results
 
 
-# A fault-injection point for the tests of killed runs (tests/test_resume.py): when this names a
-# folder holding a file `armed`, the first worker to reach a batch writes its pid to FOLDER/held
-# and waits there to be killed, so that a kill hits a task known to be running whatever the
-# machine's speed. The task's retry (and every other worker) finds the claim taken and runs on.
-HOLD_WORKER = "FACECLUSTER_TEST_HOLD_WORKER"
-
-
-def _hold_for_kill() -> None:
-    folder = os.environ.get(HOLD_WORKER)
-    if not folder or not os.path.exists(os.path.join(folder, "armed")):
-        return
-    try:
-        os.close(os.open(os.path.join(folder, "claimed"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    with open(os.path.join(folder, "held.tmp"), "w") as handle:
-        handle.write(str(os.getpid()))
-    os.replace(os.path.join(folder, "held.tmp"), os.path.join(folder, "held"))
-    while True:
-        time.sleep(1)
-
-
 def embed_photo_batches(batches: Iterator[pd.DataFrame], settings: dict, weights_path: str | None
                         ) -> Iterator[pd.DataFrame]:
     """mapInPandas function: photos (photo_id, album, path, content) -> RESULT_SCHEMA rows."""
@@ -151,7 +128,7 @@ def embed_photo_batches(batches: Iterator[pd.DataFrame], settings: dict, weights
     set_threads(settings["torch_threads"])
     detector, embedder = worker_models(settings, weights_path)
     for rows in batches:
-        _hold_for_kill()
+        hold_for_kill("worker")  # tests of a killed worker (udfs/failpoints.py)
         out = []
         for chunk in _chunks(rows, settings["max_pixels"]):
             out.extend(embed_chunk(chunk, detector, embedder, settings))

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from facecluster.core.lock import local_path
 from facecluster.core.runtime import table_path
+from facecluster.udfs.failpoints import hold_for_kill
 
 
 def _filesystem(spark: SparkSession, path: str):
@@ -70,6 +71,7 @@ def write_table(table: DataFrame, out: str, name: str, files: int | None = None)
     if PARTITIONED_BY.get(name) in table.columns:
         writer = writer.partitionBy(PARTITIONED_BY[name])
     writer.parquet(staged)
+    hold_for_kill(f"table={name.split('/')[0]}")  # tests of a command killed mid-write (udfs/failpoints.py)
     move_into_place(spark, staged, final)
     return final
 
