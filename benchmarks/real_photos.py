@@ -275,7 +275,8 @@ def score(out: Path, labels: pd.DataFrame, name: str) -> dict:
         scored = labelled_faces(faces, status, labels)
     if name == "background":  # every other face: a person of its own
         others = faces[~faces["face_id"].isin(scored["face_id"])]
-        scored = pd.concat([scored, others.assign(person="background:" + others["face_id"])[scored.columns]],
+        columns = ["face_id", "photo_id", "path", "person"]
+        scored = pd.concat([scored[columns], others.assign(person="background:" + others["face_id"])[columns]],
                            ignore_index=True)
     scored = scored.merge(pd.read_parquet(out / "assignments", columns=["face_id", "person_id"]), on="face_id")
     report = cluster_report(scored["person"].tolist(), scored["person_id"].to_numpy())
