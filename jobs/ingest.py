@@ -192,20 +192,9 @@ def read_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:
 
 
 def _read_through_hadoop(spark: SparkSession, paths: list[str]) -> list[tuple[str, bytes]]:
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    read = []
-    for path in paths:
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-        fs = hadoop_path.getFileSystem(conf)
-        if not fs.exists(hadoop_path):
-            continue
-        stream = fs.open(hadoop_path)
-        try:
-            read.append((path, bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))))
-        finally:
-            stream.close()
-    return read
+    """(path, bytes) of each file still there, read on the driver through Hadoop."""
+    read = ((path, tables.read_bytes(spark, path)) for path in paths)
+    return [(path, content) for path, content in read if content is not None]
 
 
 def extract_photo_files(spark: SparkSession, listed: DataFrame) -> DataFrame:

@@ -76,16 +76,22 @@ def write_table(table: DataFrame, out: str, name: str, files: int | None = None)
     return final
 
 
-def read_text(spark: SparkSession, path: str) -> str | None:
-    """A small text file of the output root (any Hadoop filesystem), or None when absent."""
+def read_bytes(spark: SparkSession, path: str) -> bytes | None:
+    """A file's bytes through Hadoop's file systems (any URI), or None when absent."""
     fs, hadoop_path = _filesystem(spark, path)
     if not fs.exists(hadoop_path):
         return None
     stream = fs.open(hadoop_path)
     try:
-        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode("utf-8")
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
     finally:
         stream.close()
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small text file of the output root (any Hadoop filesystem), or None when absent."""
+    content = read_bytes(spark, path)
+    return None if content is None else content.decode("utf-8")
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
