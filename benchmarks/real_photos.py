@@ -260,41 +260,54 @@ def facecluster(*args: str) -> float:
     return time.perf_counter() - started
 
 
-def score(out: Path, labels: pd.DataFrame, name: str) -> dict:
+def scored_faces(out: Path, labels: pd.DataFrame, name: str) -> pd.DataFrame:
+    """(face_id, photo_id, person) of the faces a set is scored on: the face each photo is about
+    (in a collage or album page, every face by its panel); on `background`, every face, the
+    faces nobody labelled each a person of their own."""
     faces = pd.read_parquet(out / "faces", columns=["face_id", "photo_id", "path", "box"])
     status = pd.read_parquet(out / "photo_status")
-    by_tile = "x0" in labels.columns
-    if by_tile:
+    if "x0" in labels.columns:
         paneled = labels["x0"].notna()
         scored = faces.merge(face_labels(faces, labels[paneled]), on="face_id")
         if (~paneled).any():  # photos of their own: the face each is about
             alone = labelled_faces(faces, status, labels.loc[~paneled, ["path", "person"]])
             scored = pd.concat([scored, alone[scored.columns]], ignore_index=True)
-        scored[["face_id", "person"]].to_csv(out.parent / "face_labels.csv", index=False)  # for clustering_tries.py
     else:
         scored = labelled_faces(faces, status, labels)
+    columns = ["face_id", "photo_id", "person"]
+    scored = scored[columns]
     if name == "background":  # every other face: a person of its own
         others = faces[~faces["face_id"].isin(scored["face_id"])]
-        columns = ["face_id", "photo_id", "path", "person"]
-        scored = pd.concat([scored[columns], others.assign(person="background:" + others["face_id"])[columns]],
+        scored = pd.concat([scored, others.assign(person="background:" + others["face_id"])[columns]],
                            ignore_index=True)
-    scored = scored.merge(pd.read_parquet(out / "assignments", columns=["face_id", "person_id"]), on="face_id")
-    report = cluster_report(scored["person"].tolist(), scored["person_id"].to_numpy())
+    scored.attrs["photos"] = int(labels["path"].nunique())
+    return scored
+
+
+def report(scored: pd.DataFrame, assignments: pd.DataFrame, name: str) -> dict:
+    """The set's figures for one clustering: assignments (face_id, person_id)."""
+    photos = scored.attrs.get("photos", int(scored["photo_id"].nunique()))
+    scored = scored.merge(assignments[["face_id", "person_id"]], on="face_id")
+    result = cluster_report(scored["person"].tolist(), scored["person_id"].to_numpy())
     grouped = scored[scored["person_id"] >= 0]
     largest = (grouped.groupby("person")["person_id"].agg(lambda p: p.value_counts().iloc[0])
                .reindex(scored["person"].unique()).fillna(0) / scored.groupby("person").size())
     many = scored.groupby("person").size() >= 5  # "each person's largest found person" means people seen often
-    report["largest_share_min"] = float(largest[many].min()) if many.any() else float("nan")
-    report["largest_share_median"] = float(largest[many].median()) if many.any() else float("nan")
-    report["photos"] = int(labels["path"].nunique())
-    report["mixed_people"] = mixed_people(scored)
-    report["photos_with_face"] = int(scored["photo_id"].nunique())
+    result["largest_share_min"] = float(largest[many].min()) if many.any() else float("nan")
+    result["largest_share_median"] = float(largest[many].median()) if many.any() else float("nan")
+    result["photos"] = photos
+    result["mixed_people"] = mixed_people(scored)
+    result["photos_with_face"] = int(scored["photo_id"].nunique())
     if name in MIXING_SETS:
         family = grouped.assign(family=grouped["person"].str.split("_").str[0])
         members = family.groupby("person_id")["person"].nunique()
-        report["people_mixing_relatives"] = int((members > 1).sum())
-        report["people_mixing_relatives_share"] = float((members > 1).mean()) if len(members) else 0.0
-    return report
+        result["people_mixing_relatives"] = int((members > 1).sum())
+        result["people_mixing_relatives_share"] = float((members > 1).mean()) if len(members) else 0.0
+    return result
+
+
+def score(out: Path, labels: pd.DataFrame, name: str) -> dict:
+    return report(scored_faces(out, labels, name), pd.read_parquet(out / "assignments"), name)
 
 
 def line(name: str, report: dict) -> str:

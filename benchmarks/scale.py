@@ -180,7 +180,7 @@ def job(args) -> None:
         (out / "photos").mkdir()
         embedding = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), args.dim).cast(pa.list_(pa.float32()))
         pq.write_table(pa.table({"face_id": ids, "photo_id": ids, "face_px": np.full(args.size, 100.0, np.float32),
-                                 "embedding": embedding, "model": np.full(args.size, "dlib-resnet-v1")}),
+                                 "det_score": np.ones(args.size, np.float32), "embedding": embedding, "model": np.full(args.size, "dlib-resnet-v1")}),
                        out / "faces" / "part-0.parquet")
         pq.write_table(pa.table({"photo_id": ids, "albums": pa.array([["album"]] * args.size)}),
                        out / "photos" / "part-0.parquet")

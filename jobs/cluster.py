@@ -23,6 +23,7 @@ from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_mo
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
 from facecluster.grouping.people import assignments_table, people_table
+from facecluster.grouping.quality import NOT_A_FACE, clarity, left_out, min_clarity
 from facecluster.grouping.people_tables import (extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
                                        write_people_tables)
 from facecluster.core.job_arguments import job_parser
@@ -62,10 +63,23 @@ def new_label_rows(labels: pd.DataFrame | None, applied: pd.DataFrame, previous:
     return snapshot(labels, first, previous)
 
 
-def clustered_faces(meta: pd.DataFrame, cluster_settings: dict, constraints: Constraints) -> np.ndarray:
-    """The faces large enough to recognise and not labelled "not a face"."""
-    clustered = meta["face_px"].to_numpy(dtype=np.float64) >= cluster_settings["min_face_px"]
-    return clustered & ~meta["face_id"].isin(constraints.not_faces).to_numpy()
+def left_out_reasons(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, constraints: Constraints
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(why each face is left out of clustering, "" for the faces clustered; each face's clarity):
+    too small, too unclear to say who it is (facecluster/grouping/quality.py), or labelled "not a
+    face"."""
+    model = check_one_model(meta["model"])
+    face_clarity = clarity(matrix, model)
+    reason = left_out(meta["face_px"].to_numpy(dtype=np.float64), meta["face_score"].to_numpy(), face_clarity,
+                      cluster_settings, min_clarity(cluster_settings["min_clarity"], model))
+    reason[meta["face_id"].isin(constraints.not_faces).to_numpy()] = NOT_A_FACE
+    return reason, face_clarity
+
+
+def clustered_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict, constraints: Constraints
+                    ) -> np.ndarray:
+    """The faces clear enough to recognise and not labelled "not a face"."""
+    return left_out_reasons(meta, matrix, cluster_settings, constraints)[0] == ""
 
 
 def model_distances(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray):
@@ -85,7 +99,8 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
     person ids carried over from `previous` (facecluster/curation/labels.py)."""
     constraints = constraints or Constraints(pd.DataFrame(columns=APPLIED_COLUMNS))
     model = check_one_model(meta["model"])
-    clustered = clustered_faces(meta, cluster_settings, constraints)
+    reasons, face_clarity = left_out_reasons(meta, matrix, cluster_settings, constraints)
+    clustered = reasons == ""
     distances = distances or model_distances(meta, matrix, clustered)
     labels = np.full(len(meta), NOISE, dtype=np.int64)
     probabilities = np.zeros(len(meta))
@@ -116,30 +131,23 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
         hidden = {int(person_ids[face_of_label[label]]) for identity, label in identity_label.items()
                   if identity in constraints.hidden}
         people["hidden"] = people["person_id"].isin(hidden)
-    return (assignments_table(meta["face_id"], person_ids, probabilities, outlier_scores, clustered, run_id),
+    return (assignments_table(meta["face_id"], person_ids, probabilities, outlier_scores, reasons, face_clarity, run_id),
             people)
 
 
 def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray, previous: pd.DataFrame,
                   cluster_settings: dict, model: str, distances=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An incremental run: the people of the last run keep their faces; each new face joins the
-    person of its nearest grouped face when that face is within the model's open-set distance
-    (the distance at which 1% of strangers would be taken for someone: facecluster identify's
-    rule, so a newcomer is not filed under a look-alike); the new faces left over are clustered
-    with the faces that were not grouped before, and make new people.
+    """An incremental run: the people of the last run keep their faces, and every face is
+    clustered again together, so that the new faces meet the old ones with all of a full run's
+    rules. Each face that was in no person takes the old person holding most of the old faces
+    of the person it was found in, or makes a new person where that person holds none.
 
-    Nearest face rather than HDBSCAN's approximate_predict: that needs the fitted exact model
-    kept between runs (the kNN-graph algorithm has none), and it can never start a new person,
-    which is what most faces of a new album are."""
-    from facecluster.grouping.knn_hdbscan import nearest_faces
-    from facecluster.recognition.verification import CalibrationMissing, DistanceCalibration
+    Clustering the new faces alone, or the faces left over after joining each new face to its
+    nearest old one, made "people" of the leftovers that a full run leaves apart: the first run's
+    not-grouped faces (mostly the poorest) chained with the new album's strangers."""
+    from facecluster.grouping.clustering import fits_with, members_by_person
 
     distances = distances or model_distances(meta, matrix, clustered)
-    try:
-        calibration = DistanceCalibration.load(model)
-        radius = calibration.identification_distance(0.01)
-    except CalibrationMissing:  # not measured for this model: its clustering radius, a looser rule
-        calibration, radius = None, distances.member_radius
     photos = meta["photo_id"].to_numpy()
     before = previous.set_index("face_id")
     old = meta["face_id"].map(before["person_id"])
@@ -150,34 +158,29 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     labels[grouped] = old[grouped].astype(np.int64)
     probabilities[grouped] = meta["face_id"][grouped].map(before["probability"]).to_numpy()
     outlier_scores[grouped] = meta["face_id"][grouped].map(before["outlier_score"]).to_numpy()
-    new = (clustered & old.isna()).to_numpy()
-    if new.any() and grouped.any():
-        rows = np.flatnonzero(grouped)
-        distance, nearest = nearest_faces(matrix[new], matrix[rows], 1)
-        distance = distance[:, 0]
-        joins = distance <= radius
-        new_rows = np.flatnonzero(new)
-        # Two faces of one photo are two people: a new face does not join a person who has a
-        # face of its photo already (the nearer of two newcomers of one photo goes first).
-        taken = set(zip(labels[grouped].tolist(), photos[grouped].tolist()))
-        for row in np.flatnonzero(joins)[np.argsort(distance[joins], kind="stable")]:
-            pair = (int(labels[rows[nearest[row, 0]]]), photos[new_rows[row]])
-            if pair in taken:
-                joins[row] = False
-            else:
-                taken.add(pair)
-        labels[new_rows[joins]] = labels[rows[nearest[joins, 0]]]
-        probabilities[new_rows[joins]] = (calibration.predict_proba(distance[joins]) if calibration is not None
-                                          else 1.0)
-    leftover = clustered & (labels == NOISE)
-    if leftover.sum() >= 2:
-        clusterer = PeopleClusterer.from_settings(cluster_settings, model, distances).fit(matrix[leftover],
-                                                                                          photos[leftover])
-        found = clusterer.labels_
-        start = int(max(labels.max(), previous["person_id"].max())) + 1
-        labels[leftover] = np.where(found == NOISE, NOISE, found + start)
-        probabilities[leftover] = clusterer.probabilities_
-        outlier_scores[leftover] = clusterer.outlier_scores_
+    rows = np.flatnonzero(clustered)
+    clusterer = PeopleClusterer.from_settings(cluster_settings, model, distances).fit(matrix[rows], photos[rows])
+    newcomer = ~grouped[rows]
+    taken: dict = {}  # (person, photo) -> faces: a newcomer fits with the faces of its photo or stays out
+    for face in np.flatnonzero(grouped):
+        taken.setdefault((int(labels[face]), photos[face]), []).append(face)
+    next_person = int(max(labels.max(), previous["person_id"].max())) + 1
+    for _, members in members_by_person(clusterer.labels_):
+        joining = rows[members[newcomer[members]]]
+        if not len(joining):
+            continue
+        owners = labels[rows[members[~newcomer[members]]]]
+        if len(owners):
+            values, counts = np.unique(owners, return_counts=True)
+            person = int(values[np.argmax(counts)])
+        else:
+            person, next_person = next_person, next_person + 1
+        for face, probability in zip(joining, clusterer.probabilities_[members[newcomer[members]]]):
+            others = np.asarray(taken.get((person, photos[face]), []), dtype=np.int64)
+            if fits_with(matrix, face, others, clusterer.max_member_distance):
+                taken.setdefault((person, photos[face]), []).append(face)
+                labels[face], probabilities[face] = person, probability
+    outlier_scores[rows[newcomer]] = clusterer.outlier_scores_[newcomer]
     return labels, probabilities, outlier_scores
 
 
@@ -190,7 +193,7 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     applied = pd.concat([applied, added], ignore_index=True) if len(added) else applied
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
     constraints = Constraints(applied)
-    distances = model_distances(meta, matrix, clustered_faces(meta, cluster_settings, constraints))
+    distances = model_distances(meta, matrix, clustered_faces(meta, matrix, cluster_settings, constraints))
     if distances and not distances.measured:
         print(f"cluster: distances {distances.source}", flush=True)
     assignments, people = cluster_faces(meta, matrix, cluster_settings, run_id, constraints, previous, distances)
@@ -206,7 +209,8 @@ def summary(spark: SparkSession, out: str) -> dict:
     people = spark.read.parquet(PEOPLE.path(out))
     return {"faces": assignments.count(), "people": people.count(),
             "noise_faces": assignments.where((F.col("person_id") == -1) & F.col("clustered")).count(),
-            "too_small": assignments.where(~F.col("clustered")).count(),
+            "left_out": {row["left_out"]: row["count"] for row in
+                         assignments.where(~F.col("clustered")).groupBy("left_out").count().orderBy("left_out").collect()},
             "people_in_several_albums": people.where(F.col("n_albums") > 1).count()}
 
 
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster(spark, args.out, settings["cluster"])
         counts = summary(spark, args.out)
     print(f"cluster: {counts['faces']} faces -> {counts['people']} people "
-          f"({counts['noise_faces']} faces seen once or unsure, {counts['too_small']} too small to cluster), "
+          f"({counts['noise_faces']} faces seen once or unsure, {sum(counts['left_out'].values())} too poor to cluster), "
           f"{counts['people_in_several_albums']} people in more than one album")
     return 0
 

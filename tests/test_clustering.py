@@ -88,11 +88,12 @@ def test_faces_too_small_to_recognise_are_kept_but_not_clustered(settings):
     X, truth = people_on_a_sphere([6, 6, 6])
     tiny = np.arange(len(X)) % 6 == 0  # one face per person came from a crowd in the background
     meta = pd.DataFrame({"face_id": [f"f{i}" for i in range(len(X))], "photo_id": [f"p{i}" for i in range(len(X))],
-                         "face_px": np.where(tiny, 12.0, 90.0), "albums": [["a"]] * len(X),
+                         "face_px": np.where(tiny, 12.0, 90.0), "face_score": 1.0, "albums": [["a"]] * len(X),
                          "model": "dlib-resnet-v1"})
     assignments, people = cluster_faces(meta, X, settings["cluster"], "run")
     assert settings["cluster"]["min_face_px"] > 12
     assert (assignments["clustered"] == ~tiny).all()
+    assert (assignments["left_out"] == "too small").tolist() == tiny.tolist()
     assert (assignments.loc[tiny, "person_id"] == -1).all()
     assert len(people) == 3 and people["n_faces"].tolist() == [5, 5, 5]
     assert pairwise_scores(truth[~tiny], assignments.loc[~tiny, "person_id"])["f"] == 1.0
@@ -167,9 +168,10 @@ def test_a_widely_photographed_person_stays_whole_and_apart_from_others():
     # One person photographed over decades (wide) and a second person: the split keeps the wide
     # person whole (their halves part near their own pair distance), still parts the two
     # people, and the prune keeps the wide person's far faces.
+    # (pair distances about 0.63, a wide person for a split at 0.75)
     X, truth = people_on_a_sphere([300, 300], spread=0.5)
     X = X.astype(np.float64)
-    labels = split_mixed_people(X, np.zeros(len(X), dtype=np.int64), max_distance=0.38, min_cluster_size=2)
+    labels = split_mixed_people(X, np.zeros(len(X), dtype=np.int64), max_distance=0.75, min_cluster_size=2)
     wide = labels[truth == 0]
     assert (wide != -1).all() and len(set(wide.tolist())) == 1  # nobody of the wide person lost or split off
     assert set(wide.tolist()).isdisjoint(labels[truth == 1].tolist())  # the two people parted
@@ -232,3 +234,17 @@ def test_distances_of_an_unmeasured_model_are_fitted_to_the_archives_faces_shari
     assert clusterer.max_member_distance == pytest.approx(fitted.member_radius)
     assert clusterer.attach_distance == pytest.approx(fitted.attach)
 
+
+
+def test_a_chain_of_strangers_gets_no_allowance_for_its_spread(monkeypatch):
+    from facecluster.grouping import clustering
+
+    # 40 faces of 40 strangers lying together (as blurred background faces do), taken for one
+    # person: far wider than one person's faces, so it is cut as a small person would be.
+    X, _ = people_on_a_sphere([40], spread=0.33, seed=9)
+    X = X.astype(np.float64)
+    assert clustering._close_pairs_distance(X) > clustering.ONE_PERSON_SPREAD * 0.38
+    labels = clustering.split_mixed_people(X, np.zeros(40, dtype=np.int64), max_distance=0.38, min_cluster_size=2)
+    assert (labels == 0).sum() < 10
+    monkeypatch.setattr(clustering, "ONE_PERSON_SPREAD", 10.0)  # with the allowance, they would stay one
+    assert (clustering.split_mixed_people(X, np.zeros(40, dtype=np.int64), 0.38, 2) == 0).all()

@@ -275,3 +275,41 @@ def test_two_commands_on_one_output_root(reference, tmp_path, capsys):
     assert busy.returncode == 0, output[-3000:]
     check_run(out, archive)
     assert 0 in set(read(out, "people")["person_id"]), "the refused forget changed nothing"
+
+
+DEV_LFW = ROOT.parent / "shared" / "data" / "lfw"
+
+
+@pytest.mark.skipif(not DEV_LFW.is_dir(), reason="the dev LFW split is at ../shared/data/lfw (developers and CI)")
+def test_an_album_added_to_lfw_people_is_clustered_as_well_as_a_full_run(spark, tmp_path):
+    """Journey on the dev LFW split, most of its people seen once: a first album (the first 6
+    photos of 40 people and 50 people seen once), then an album of the rest of their photos and
+    50 others added and `run` again; the people are as right as a full clustering of the same
+    faces (pairwise precision and recall within 0.01)."""
+    from facecluster.measuring.evaluation import evaluate_run, lfw_subset
+
+    photos = pd.Series({str(p): p.parent.name for p in sorted(DEV_LFW.glob("*/*.jpg"))})
+    chosen = photos.loc[lfw_subset(photos, n_people=40, per_person=10, n_distractors=100, seed=0)]
+    seen_once = chosen[chosen.map(chosen.value_counts()) == 1]
+    first = set(chosen[chosen.map(chosen.value_counts()) > 1].groupby(chosen).head(6).index) | set(seen_once.index[:50])
+    archive, out = tmp_path / "photos", tmp_path / "out"
+    labels = []
+    for path, person in chosen.items():
+        album = archive / ("first" if path in first else "added")
+        album.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, album / Path(path).name)
+        labels.append({"path": f"{album.name}/{Path(path).name}", "person": person})
+    labels = pd.DataFrame(labels)
+    added = archive / "added"
+    shutil.move(added, tmp_path / "later")
+    assert facecluster("run", archive, "--out", out) == 0
+    shutil.move(tmp_path / "later", added)
+    assert facecluster("run", archive, "--out", out) == 0
+    check_run(out, archive)
+    full = tmp_path / "full"
+    shutil.copytree(out, full, ignore=shutil.ignore_patterns("_lock"))
+    assert facecluster("cluster", "--out", full, "--set", "cluster.mode=full") == 0
+    added_run, full_run = evaluate_run(str(out), labels)["pairwise"], evaluate_run(str(full), labels)["pairwise"]
+    assert added_run["precision"] >= full_run["precision"] - 0.01, (added_run, full_run)
+    assert added_run["recall"] >= full_run["recall"] - 0.01, (added_run, full_run)
+    assert full_run["precision"] >= 0.97 and full_run["recall"] >= 0.9, full_run

@@ -2,8 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from facecluster.grouping.clustering import (NOISE, PeopleClusterer, attach_not_grouped, one_face_per_photo,
-                                            separate_people_in_one_photo)
+from facecluster.grouping.clustering import NOISE, PeopleClusterer, attach_not_grouped, one_face_per_photo
 from facecluster.measuring.metrics import pairwise_scores
 from tests.test_clustering import people_on_a_sphere
 
@@ -74,16 +73,26 @@ def test_the_rule_costs_no_recall_where_each_photo_holds_one_face():
     assert pairwise_scores(truth, ruled)["f"] > 0.95
 
 
-def test_an_incremental_run_files_two_faces_of_a_new_photo_apart():
+def test_an_incremental_run_files_two_people_of_a_new_photo_apart():
     from facecluster.core.settings import load_settings
     from facecluster.jobs.cluster import add_to_people
 
-    X, _ = people_on_a_sphere([12], spread=0.05, seed=7)
-    new = X[:2] + np.random.default_rng(8).normal(size=(2, X.shape[1])) * 0.002  # both very near person 0
-    matrix = np.concatenate([X, new / np.linalg.norm(new, axis=1, keepdims=True)]).astype(np.float32)
+    # Person 0 photographed in two decades (two groups 0.41 apart); a new photo holds a face of
+    # each decade's look: two people standing together, as far as one photo tells.
+    rng = np.random.default_rng(7)
+    young = rng.normal(size=128)
+    young /= np.linalg.norm(young)
+    turn = rng.normal(size=128)
+    turn -= (turn @ young) * young
+    old = young + 0.42 * turn / np.linalg.norm(turn)
+    old /= np.linalg.norm(old)
+    faces = [centre + rng.normal(size=(n, 128)) * 0.01 for centre, n in ((young, 6), (old, 6), (young, 1), (old, 1))]
+    matrix = np.concatenate(faces)
+    matrix = (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    assert np.linalg.norm(matrix[12] - matrix[13]) > 0.4
     face_ids = [f"old{k}:0" for k in range(12)] + ["new:0", "new:1"]
     meta = pd.DataFrame({"face_id": face_ids, "photo_id": [f.split(":")[0] for f in face_ids], "face_px": 100.0,
-                         "model": "dlib-resnet-v1"})
+                         "face_score": 1.0, "model": "dlib-resnet-v1"})
     previous = pd.DataFrame({"face_id": face_ids[:12], "person_id": 0, "probability": 1.0, "outlier_score": 0.0})
     labels, _, _ = add_to_people(meta, matrix, np.ones(14, dtype=bool), previous,
                                  load_settings()["cluster"], "dlib-resnet-v1")
@@ -91,25 +100,34 @@ def test_an_incremental_run_files_two_faces_of_a_new_photo_apart():
     assert sorted(labels[12:].tolist())[1] == 0 and sorted(labels[12:].tolist())[0] != 0  # one joins, one does not
 
 
-def test_a_person_holding_two_people_seen_together_is_split_between_them():
-    # Two look-alikes (siblings) merged into one person; three photos show them side by side.
-    X, truth = people_on_a_sphere([12, 12], spread=0.15, seed=3)
-    X[12:] = X[:12] * 0.9 + X[12:] * 0.1  # as close as siblings: HDBSCAN alone would keep them one person
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    photos = np.array([f"a{i}" for i in range(12)] + [f"b{i}" for i in range(12)], dtype=object)
-    photos[[0, 1, 2]] = ["group0", "group1", "group2"]
-    photos[[12, 13, 14]] = ["group0", "group1", "group2"]
-    labels = separate_people_in_one_photo(X, np.zeros(24, dtype=np.int64), photos)
-    assert len(set(labels[:12])) == 1 and len(set(labels[12:])) == 1 and labels[0] != labels[12]
+def test_a_person_seen_twice_in_a_collage_stays_one_and_two_people_together_stay_two():
+    from facecluster.core.settings import load_settings
+
+    # A: 30 photos alone and 8 collages of two of their faces; B: 30 photos alone and 6
+    # photos beside A. One person's faces lie about 0.25 apart, two people's about 0.6.
+    X, truth = people_on_a_sphere([46, 36], spread=0.18, seed=11)
+    photos = np.array([f"alone{i}" for i in range(82)], dtype=object)
+    photos[30:46] = [f"collage{k // 2}" for k in range(16)]
+    photos[[24, 25, 26, 27, 28, 29]] = photos[[76, 77, 78, 79, 80, 81]] = [f"together{k}" for k in range(6)]
+    in_pair = np.linalg.norm(X[30:46:2] - X[31:46:2], axis=1)
+    assert in_pair.max() < 0.335 < np.linalg.norm(X[24:30] - X[76:82], axis=1).min()
+    clusterer = PeopleClusterer.from_settings(load_settings()["cluster"], "dlib-resnet-v1-four-views")
+    labels = clusterer.fit(X.astype(np.float64), photos).labels_
+    assert (labels[:46] == labels[0]).all() and labels[0] != NOISE, "A, collages and all, is one person"
+    assert (labels[46:] == labels[46]).all() and labels[46] not in (labels[0], NOISE), "B is another"
+    halves = one_face_per_photo(X[30:46], np.zeros(16, dtype=np.int64), photos[30:46])  # pairs never one person
+    assert (halves == NOISE).sum() == 8
 
 
-def test_one_collage_of_a_person_does_not_split_them():
+def test_a_collage_keeps_one_face_unless_its_faces_fit_as_one_person():
     X, _ = people_on_a_sphere([20], spread=0.3, seed=4)
+    labels = np.zeros(20, dtype=np.int64)
     photos = np.array([f"p{i}" for i in range(20)], dtype=object)
     photos[[3, 11]] = "collage"  # one photo showing the person twice (then and now)
-    labels = separate_people_in_one_photo(X, np.zeros(20, dtype=np.int64), photos)
-    assert (labels == 0).all()
-    assert (one_face_per_photo(X, labels, photos) == 0).sum() == 19  # one face of the collage stays
+    assert (one_face_per_photo(X, labels, photos) == 0).sum() == 19  # taken for two people: one face stays
+    close = float(np.linalg.norm(X[3] - X[11]))
+    assert (one_face_per_photo(X, labels, photos, twice=close + 0.01) == 0).all()
+    assert (one_face_per_photo(X, labels, photos, twice=close - 0.01) == 0).sum() == 19
 
 
 def test_a_fragment_of_a_person_joins_them_unless_a_photo_shows_both():

@@ -62,8 +62,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             print(f"           {work['already_done']} embedded by an earlier run, {work['embedded_now']} now")
         print(f"  faces:   {photos['faces']}")
         print(f"  people:  {clusters['people']} ({clusters['noise_faces']} faces not grouped: seen once or unsure)")
-        if clusters["too_small"]:
-            print(f"           {clusters['too_small']} faces too small to recognise (cluster.min_face_px), kept in faces")
+        if clusters["left_out"]:
+            reasons = ", ".join(f"{n} {why}" for why, n in clusters["left_out"].items())
+            print(f"           {sum(clusters['left_out'].values())} faces too poor to recognise ({reasons}: "
+                  "assignments.left_out), kept in faces")
         print(f"  people in more than one album: {clusters['people_in_several_albums']}")
         print("  time:    " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
         print()

@@ -30,7 +30,7 @@ EMBED_PARTS = Table("embed_parts", "a committed round of embedding (one sub-tabl
 FACES = Table("faces", "a face: box, landmarks, size, thumbnail, embedding, model", ("face_id",))
 ASSIGNMENTS = Table("assignments", "a face's person (-1: not grouped) and how sure", ("face_id",),
                     "face_id string, person_id long, probability double, outlier_score double, clustered boolean, "
-                    "run_id string")
+                    "left_out string, clarity double, run_id string")
 PEOPLE = Table("people", "a person: name, faces, photos, albums, exemplar face, centroid", ("person_id",),
                "person_id long, name string, n_faces long, n_photos long, albums array<string>, n_albums long, "
                "exemplar_face_id string, centroid array<float>, hidden boolean")

@@ -162,6 +162,11 @@ RULES: dict[str, Rule] = {
                            "a GPU searches exactly at any size; auto = a GPU when the driver has one"),
     "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "
                                 "`faces` but are not clustered: too small to say who they are"),
+    "cluster.min_face_score": Rule(_number_between(0.0, 1.0), "faces the detector scored lower (blurred, partly "
+                                   "hidden) stay in `faces` but are not clustered: too unclear to say who they are"),
+    "cluster.min_clarity": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
+                                "faces closer than this to where the network puts the faces it cannot read stay in "
+                                "`faces` but are not clustered; auto = the embedder's measured value, null = off"),
     "cluster.min_cluster_size": Rule(_int_at_least(2), "fewest faces that make a person"),
     "cluster.min_samples": Rule(_int_at_least(1), "HDBSCAN min_samples (density smoothing)"),
     "cluster.cluster_selection_epsilon": Rule(_auto_or(_number_between(0.0, 2.0)),

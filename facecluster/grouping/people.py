@@ -14,11 +14,16 @@ def number_by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping.get(int(label), NOISE) for label in labels], dtype=np.int64)
 
 
-def assignments_table(face_ids, labels, probabilities, outlier_scores, clustered, run_id: str) -> pd.DataFrame:
+def assignments_table(face_ids, labels, probabilities, outlier_scores, left_out, clarity, run_id: str
+                      ) -> pd.DataFrame:
+    """left_out: why each face was not clustered ("" or None for the faces clustered); clarity:
+    each face's distance from where the network puts the faces it cannot read (NaN: not measured)."""
+    reasons = pd.Series(list(left_out), dtype=object).replace("", None)
     return pd.DataFrame({"face_id": list(face_ids), "person_id": np.asarray(labels, dtype=np.int64),
                          "probability": np.asarray(probabilities, dtype=np.float64),
                          "outlier_score": np.asarray(outlier_scores, dtype=np.float64),
-                         "clustered": np.asarray(clustered, dtype=bool), "run_id": run_id})
+                         "clustered": reasons.isna().to_numpy(), "left_out": reasons.to_numpy(),
+                         "clarity": np.asarray(clarity, dtype=np.float64), "run_id": run_id})
 
 
 def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:

@@ -17,13 +17,15 @@ from facecluster.core.tables import write_table
 
 def extract_faces(spark: SparkSession, out: str) -> DataFrame:
     """Faces with the albums of their photo (a photo copied into two albums counts in both)."""
-    faces = spark.read.parquet(FACES.path(out)).select("face_id", "photo_id", "face_px", "embedding", "model")
+    faces = spark.read.parquet(FACES.path(out)).select("face_id", "photo_id", "face_px", "det_score", "embedding",
+                                                       "model")
     albums = spark.read.parquet(PHOTOS.path(out)).select("photo_id", "albums")
     return faces.join(albums, "photo_id", "left").orderBy("face_id")
 
 
 def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
-    """(face_id, photo_id, face_px, albums, model) and the (n, d) float32 embedding matrix, without Python lists."""
+    """(face_id, photo_id, face_px, face_score, albums, model) and the (n, d) float32 embedding
+    matrix, without Python lists."""
     column = faces.column("embedding").combine_chunks()
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     if len(lengths) and lengths.min() != lengths.max():
@@ -31,6 +33,8 @@ def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
     dimension = int(lengths[0]) if len(lengths) else 0
     matrix = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(faces), dimension)
     meta = faces.select(["face_id", "photo_id", "face_px", "albums", "model"]).to_pandas()
+    meta["face_score"] = faces.column("det_score").to_numpy(zero_copy_only=False).astype(np.float64)
+
     meta["albums"] = meta["albums"].map(lambda a: list(a) if a is not None else [])
     return meta, matrix
 
