@@ -177,7 +177,7 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
             person, next_person = next_person, next_person + 1
         for face, probability in zip(joining, clusterer.probabilities_[members[newcomer[members]]]):
             others = np.asarray(taken.get((person, photos[face]), []), dtype=np.int64)
-            if fits_with(matrix, face, others, clusterer.max_member_distance):
+            if fits_with(matrix, face, others, clusterer.twice_in_one_photo):
                 taken.setdefault((person, photos[face]), []).append(face)
                 labels[face], probabilities[face] = person, probability
     outlier_scores[rows[newcomer]] = clusterer.outlier_scores_[newcomer]

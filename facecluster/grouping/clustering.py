@@ -172,6 +172,14 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
     return labels
 
 
+# Two faces of one photo lying within this many member radii (0.37 for dlib's four views) are one
+# person seen twice: a collage, a scanned album page, a photo of a framed photo. On the collage
+# set 64% of such pairs lie this close, and 2.5% (dev LFW) to 6% (collages of two actors) of two
+# people side by side; 1.2 and 1.3 took familyphotos' mixing of relatives from 29% to 31 and 33%
+# (docs/benchmarks.md, rule by set).
+TWICE_IN_ONE_PHOTO = 1.1
+
+
 def fits_with(X: np.ndarray, face: int, others: np.ndarray, twice: float | None) -> bool:
     """Whether a face may be one person with these faces of its own photo: only as one person
     seen twice (a collage, a scanned album page, a photo of a framed photo), when it lies within
@@ -211,7 +219,10 @@ def one_face_per_photo(X: np.ndarray, labels: np.ndarray, photos: np.ndarray | N
     return labels
 
 
-ATTACH_VOTES = 5  # grouped faces of one person, among a not-grouped face's ATTACH_NEAREST nearest
+# Grouped faces of one person among a not-grouped face's ATTACH_NEAREST nearest. 5 of 10 filed
+# strangers with the large people of a news archive where most people are seen once (the whole
+# dev LFW split: pairwise precision 0.970 against 0.980 with 7) and relatives with each other.
+ATTACH_VOTES = 7
 ATTACH_NEAREST = 10
 
 
@@ -403,6 +414,11 @@ class PeopleClusterer:
         return cls(**distances, **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples",
                                                                     "cluster_selection_method", "algorithm", "device")})
 
+    @property
+    def twice_in_one_photo(self) -> float | None:
+        """How close two faces of one photo lie when they are one person seen twice (None: never)."""
+        return None if self.max_member_distance is None else TWICE_IN_ONE_PHOTO * self.max_member_distance
+
     def chosen_algorithm(self, n_faces: int) -> str:
         if self.algorithm != "auto":
             return self.algorithm
@@ -418,7 +434,7 @@ class PeopleClusterer:
                 once.duplicate_distance = None
                 once.fit(X[representatives], None if photos is None else photos[representatives])
                 self.algorithm_ = getattr(once, "algorithm_", None)
-                self.labels_ = one_face_per_photo(X, once.labels_[group], photos, self.max_member_distance)
+                self.labels_ = one_face_per_photo(X, once.labels_[group], photos, self.twice_in_one_photo)
                 self.probabilities_ = np.where(self.labels_ == NOISE, 0.0, once.probabilities_[group])
                 self.outlier_scores_ = once.outlier_scores_[group]
                 return self
@@ -456,16 +472,16 @@ class PeopleClusterer:
         if self.max_member_distance is not None:
             self.labels_ = prune_strangers(X, self.labels_, self.max_member_distance, self.min_cluster_size)
             self.probabilities_[self.labels_ == NOISE] = 0.0
-        self.labels_ = one_face_per_photo(X, self.labels_, photos, self.max_member_distance)
+        self.labels_ = one_face_per_photo(X, self.labels_, photos, self.twice_in_one_photo)
         self.probabilities_[self.labels_ == NOISE] = 0.0
         if self.attach_distance is not None and self.max_member_distance is not None:
             before = self.labels_
             graph = (model.distances_, model.neighbours_) if self.algorithm_ == "knn" else None
             self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
-                                              photos, self.max_member_distance)
+                                              photos, self.twice_in_one_photo)
             if JOIN_FRAGMENTS_UP_TO:
                 self.labels_ = join_fragments(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
-                                              photos, self.max_member_distance)
+                                              photos, self.twice_in_one_photo)
             # In no dense region of their person: the weakest members (HDBSCAN's scale is 0 to 1).
             self.probabilities_[(before == NOISE) & (self.labels_ != NOISE)] = 0.0
         return self
