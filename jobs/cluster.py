@@ -67,11 +67,12 @@ def left_out_reasons(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: d
                      ) -> tuple[np.ndarray, np.ndarray]:
     """(why each face is left out of clustering, "" for the faces clustered; each face's clarity):
     too small, too unclear to say who it is (facecluster/grouping/quality.py), or labelled "not a
-    face"."""
+    face". A face the user put in a person is clustered, however small or unclear."""
     model = check_one_model(meta["model"])
     face_clarity = clarity(matrix, model)
     reason = left_out(meta["face_px"].to_numpy(dtype=np.float64), meta["face_score"].to_numpy(), face_clarity,
                       cluster_settings, min_clarity(cluster_settings["min_clarity"], model))
+    reason[meta["face_id"].isin(constraints.member).to_numpy()] = ""  # the user says who it is: it is clustered
     reason[meta["face_id"].isin(constraints.not_faces).to_numpy()] = NOT_A_FACE
     return reason, face_clarity
 

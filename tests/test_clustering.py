@@ -248,3 +248,30 @@ def test_a_chain_of_strangers_gets_no_allowance_for_its_spread(monkeypatch):
     assert (labels == 0).sum() < 10
     monkeypatch.setattr(clustering, "ONE_PERSON_SPREAD", 10.0)  # with the allowance, they would stay one
     assert (clustering.split_mixed_people(X, np.zeros(40, dtype=np.int64), 0.38, 2) == 0).all()
+
+
+def test_faces_too_unclear_to_say_who_they_are_are_left_out_with_the_reason(settings):
+    from facecluster.curation.labels import APPLIED_COLUMNS, Constraints
+    from facecluster.grouping.quality import unclear_centre
+    from facecluster.jobs.cluster import cluster_faces
+
+    model = "dlib-resnet-v1-four-views"
+    # Three people, and six strangers' faces lying where the network puts the faces it cannot
+    # read (blurred, half hidden): close enough to each other to make a "person" of strangers.
+    X, truth = people_on_a_sphere([6, 6, 6], seed=4)
+    rng = np.random.default_rng(5)
+    unclear = unclear_centre(model) + rng.normal(size=(6, 128)) * 0.01
+    X = np.concatenate([X, unclear / np.linalg.norm(unclear, axis=1, keepdims=True)]).astype(np.float32)
+    n = len(X)
+    meta = pd.DataFrame({"face_id": [f"f{i}" for i in range(n)], "photo_id": [f"p{i}" for i in range(n)],
+                         "face_px": 90.0, "face_score": 1.0, "albums": [["a"]] * n, "model": model})
+    assignments, people = cluster_faces(meta, X, settings["cluster"], "run")
+    assert (assignments["left_out"].iloc[18:] == "unclear").all() and not assignments["clustered"].iloc[18:].any()
+    assert assignments["left_out"].iloc[:18].isna().all() and (assignments["clarity"].iloc[:18] > 0.6).all()
+    assert len(people) == 3
+    plain, _ = cluster_faces(meta, X, {**settings["cluster"], "min_clarity": None}, "run")
+    assert plain["person_id"].iloc[18:].nunique() == 1 and plain["person_id"].iloc[18] >= 0, "else no test"
+    # a face the user put in a person is clustered, however unclear
+    applied = pd.DataFrame([[0, "f18", "member", "g", "Ann"]], columns=APPLIED_COLUMNS)
+    labelled, _ = cluster_faces(meta, X, settings["cluster"], "run", Constraints(applied))
+    assert labelled["clustered"].iloc[18] and labelled["person_id"].iloc[18] >= 0
