@@ -181,7 +181,7 @@ RULES: dict[str, Rule] = {
                                        "copies of a photo) and all take its person; auto = the embedder's measured "
                                        "value, null = off"),
     "cluster.attach_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
-                                    "a face left out of every person joins the person with at least 7 of its 10 "
+                                    "a face left out of every person joins the person with at least 8 of its 10 "
                                     "nearest grouped faces this close; auto = the embedder's measured value, null = off"),
     "cluster.max_member_distance": Rule(_auto_or(_optional_number_between(0.0, 2.0)),
                                         "faces further from the rest of their person become noise; "
