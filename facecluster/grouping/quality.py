@@ -3,16 +3,17 @@
 A face network maps the faces it cannot read (blurred, half behind a shoulder, cut by the
 frame, a face 40 pixels wide in a crowd) near one point: the faces of hundreds of strangers then
 lie as close as one person's and make a "person" of them. Two signals tell them (measured on the
-dev sets: docs/benchmarks.md, "A face-quality gate"):
+dev sets: docs/benchmarks.md, "Archive shapes: every rule on every set"):
 
 - the detector's own score: MTCNN is less sure of a blurred or half-hidden face
-  (`cluster.min_face_score`);
+  (`cluster.min_face_score`, off by default: at 0.99 it also leaves out 4% of a web archive's
+  good faces);
 - the network's own signal, the face's *clarity*: its distance from the point where the
   network puts the faces it cannot read (the mean of the poorest faces of the dev LFW split,
   per model: unclear_faces.json). A face the network reads lies away from it, towards its
-  person (`cluster.min_clarity`).
+  person (`cluster.min_clarity`: 0.33 for dlib's four views, the default).
 
-The face's size (`cluster.min_face_px`) is checked first, as before.
+The face's size (`cluster.min_face_px`) is checked too.
 """
 from __future__ import annotations
 
