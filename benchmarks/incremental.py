@@ -84,7 +84,7 @@ def main() -> None:
         incremental = evaluate_run(str(out), labels)
         recluster = work / "recluster"
         shutil.copytree(out, recluster)
-        t_recluster = facecluster("cluster", "--out", str(recluster), "--set", "cluster.mode=full", *common)
+        t_recluster = facecluster("cluster", "--out", str(recluster), "--set", "cluster.mode=full")
         full_recluster = evaluate_run(str(recluster), labels)
         fresh = work / "fresh"
         t_full = facecluster("run", str(everything), "--out", str(fresh), *common)

@@ -162,6 +162,7 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
     rows = np.flatnonzero(clustered)
     clusterer = PeopleClusterer.from_settings(cluster_settings, model, distances).fit(matrix[rows], photos[rows])
     newcomer = ~grouped[rows]
+    twice = clusterer.twice_by_face(matrix, photos)
     taken: dict = {}  # (person, photo) -> faces: a newcomer fits with the faces of its photo or stays out
     for face in np.flatnonzero(grouped):
         taken.setdefault((int(labels[face]), photos[face]), []).append(face)
@@ -178,7 +179,7 @@ def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray,
             person, next_person = next_person, next_person + 1
         for face, probability in zip(joining, clusterer.probabilities_[members[newcomer[members]]]):
             others = np.asarray(taken.get((person, photos[face]), []), dtype=np.int64)
-            if fits_with(matrix, face, others, clusterer.twice_in_one_photo):
+            if fits_with(matrix, face, others, twice):
                 taken.setdefault((person, photos[face]), []).append(face)
                 labels[face], probabilities[face] = person, probability
     outlier_scores[rows[newcomer]] = clusterer.outlier_scores_[newcomer]

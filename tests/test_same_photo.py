@@ -142,3 +142,17 @@ def test_a_fragment_of_a_person_joins_them_unless_a_photo_shows_both():
     assert (joined[:44] == 0).all() and (joined[44:] == 2).all()
     photos[40] = photos[5]  # a photo shows the fragment's face beside one of the person's
     assert (join_fragments(X, labels, 0.43, 0.35, photos=photos)[40:44] == 1).all()
+
+
+def test_a_crowd_of_look_alikes_in_one_photo_stays_apart():
+    from facecluster.grouping.clustering import twice_per_face
+
+    # Four faces of one photo all alike (a crowd of bald men), and a collage of one person twice.
+    X, _ = people_on_a_sphere([4, 2], spread=0.12, seed=6)
+    X = X.astype(np.float64)
+    photos = np.array(["crowd"] * 4 + ["collage"] * 2, dtype=object)
+    twice = twice_per_face(X, photos, 0.37)
+    assert (twice[:4] == 0).all() and (twice[4:] == 0.37).all()
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    kept = one_face_per_photo(X, labels, photos, twice)
+    assert (kept[:4] == 0).sum() == 1 and (kept[4:] == 1).all()

@@ -180,17 +180,40 @@ def prune_strangers(X: np.ndarray, labels: np.ndarray, max_distance: float, min_
 TWICE_IN_ONE_PHOTO = 1.1
 
 
-def fits_with(X: np.ndarray, face: int, others: np.ndarray, twice: float | None) -> bool:
+def twice_per_face(X: np.ndarray, photos: np.ndarray, twice: float | None) -> np.ndarray | None:
+    """Each face's `twice` distance: the model's, or 0 for a face with two or more other faces of
+    its photo that close. One person is seen twice in a collage; three faces of one photo that
+    alike are a crowd of look-alikes (dlib's own example photo of bald men: 23 men, 4 "people"
+    of 4 to 6 of them without this), each a person of their own."""
+    if not twice:
+        return None
+    per_face = np.full(len(X), float(twice))
+    order = np.argsort(photos, kind="stable")
+    starts = np.flatnonzero(np.r_[True, photos[order][1:] != photos[order][:-1]]) if len(X) else []
+    for start, end in zip(starts, np.r_[starts[1:], len(X)] if len(X) else []):
+        if end - start < 3:
+            continue
+        faces = order[start:end]
+        close = (np.linalg.norm(X[faces][:, None] - X[faces][None], axis=2) <= twice).sum(axis=1) - 1
+        per_face[faces[close >= 2]] = 0.0
+    return per_face
+
+
+def fits_with(X: np.ndarray, face: int, others: np.ndarray, twice) -> bool:
     """Whether a face may be one person with these faces of its own photo: only as one person
     seen twice (a collage, a scanned album page, a photo of a framed photo), when it lies within
-    `twice` of each of them. Two people standing together lie further apart."""
+    `twice` of each of them (a distance, or twice_per_face's distances, or None: never). Two
+    people standing together lie further apart."""
     if len(others) == 0:
         return True
-    return bool(twice) and bool((np.linalg.norm(X[others] - X[face], axis=1) <= twice).all())
+    if twice is None:
+        return False
+    limit = np.minimum(twice[face], twice[others]) if np.ndim(twice) else twice
+    return bool((np.linalg.norm(X[others] - X[face], axis=1) <= limit).all())
 
 
 def one_face_per_photo(X: np.ndarray, labels: np.ndarray, photos: np.ndarray | None,
-                       twice: float | None = None) -> np.ndarray:
+                       twice: float | np.ndarray | None = None) -> np.ndarray:
     """Two faces of one photo are two people unless they lie within `twice` of each other (one
     person seen twice: fits_with). Where a person holds faces of one photo that do not fit
     together, the face nearest the person's centre stays and the others become noise
@@ -229,7 +252,7 @@ ATTACH_NEAREST = 10
 
 def attach_not_grouped(X: np.ndarray, labels: np.ndarray, max_distance: float, member_distance: float,
                        graph: tuple[np.ndarray, np.ndarray] | None = None, photos: np.ndarray | None = None,
-                       twice: float | None = None) -> np.ndarray:
+                       twice: float | np.ndarray | None = None) -> np.ndarray:
     """Give a not-grouped face the person that holds at least ATTACH_VOTES of its ATTACH_NEAREST
     nearest grouped faces within max_distance (and more of them than any other person), when
     it also lies within that person's radius of their centre (person_radius, with
@@ -300,7 +323,7 @@ JOIN_FRAGMENTS_UP_TO = 20
 
 def join_fragments(X: np.ndarray, labels: np.ndarray, max_distance: float, member_distance: float,
                    graph: tuple[np.ndarray, np.ndarray] | None = None, photos: np.ndarray | None = None,
-                   twice: float | None = None) -> np.ndarray:
+                   twice: float | np.ndarray | None = None) -> np.ndarray:
     """Join a small person to a larger one when most of its faces would each be attached to that
     person on their own (attach_not_grouped's rule: ATTACH_VOTES of their ATTACH_NEAREST nearest
     faces outside the small person, within max_distance, and inside the person's radius), and
@@ -353,7 +376,7 @@ def join_fragments(X: np.ndarray, labels: np.ndarray, max_distance: float, membe
 
 
 def _two_people_shared(X: np.ndarray, members: np.ndarray, into: np.ndarray, photos: np.ndarray,
-                       twice: float | None) -> bool:
+                       twice: float | np.ndarray | None) -> bool:
     """Whether a photo holds a face of each group that do not fit together as one person twice."""
     shared = set(photos[members].tolist()) & set(photos[into].tolist())
     return any(not fits_with(X, face, into[photos[into] == photos[face]], twice)
@@ -415,10 +438,12 @@ class PeopleClusterer:
         return cls(**distances, **{k: cluster_settings[k] for k in ("min_cluster_size", "min_samples",
                                                                     "cluster_selection_method", "algorithm", "device")})
 
-    @property
-    def twice_in_one_photo(self) -> float | None:
-        """How close two faces of one photo lie when they are one person seen twice (None: never)."""
-        return None if self.max_member_distance is None else TWICE_IN_ONE_PHOTO * self.max_member_distance
+    def twice_by_face(self, X: np.ndarray, photos: np.ndarray | None) -> np.ndarray | None:
+        """How close each face lies to another of its photo when they are one person seen twice
+        (twice_per_face; None: never)."""
+        if photos is None or self.max_member_distance is None:
+            return None
+        return twice_per_face(X, np.asarray(photos), TWICE_IN_ONE_PHOTO * self.max_member_distance)
 
     def chosen_algorithm(self, n_faces: int) -> str:
         if self.algorithm != "auto":
@@ -435,7 +460,7 @@ class PeopleClusterer:
                 once.duplicate_distance = None
                 once.fit(X[representatives], None if photos is None else photos[representatives])
                 self.algorithm_ = getattr(once, "algorithm_", None)
-                self.labels_ = one_face_per_photo(X, once.labels_[group], photos, self.twice_in_one_photo)
+                self.labels_ = one_face_per_photo(X, once.labels_[group], photos, self.twice_by_face(X, photos))
                 self.probabilities_ = np.where(self.labels_ == NOISE, 0.0, once.probabilities_[group])
                 self.outlier_scores_ = once.outlier_scores_[group]
                 return self
@@ -473,16 +498,17 @@ class PeopleClusterer:
         if self.max_member_distance is not None:
             self.labels_ = prune_strangers(X, self.labels_, self.max_member_distance, self.min_cluster_size)
             self.probabilities_[self.labels_ == NOISE] = 0.0
-        self.labels_ = one_face_per_photo(X, self.labels_, photos, self.twice_in_one_photo)
+        twice = self.twice_by_face(X, photos)
+        self.labels_ = one_face_per_photo(X, self.labels_, photos, twice)
         self.probabilities_[self.labels_ == NOISE] = 0.0
         if self.attach_distance is not None and self.max_member_distance is not None:
             before = self.labels_
             graph = (model.distances_, model.neighbours_) if self.algorithm_ == "knn" else None
             self.labels_ = attach_not_grouped(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
-                                              photos, self.twice_in_one_photo)
+                                              photos, twice)
             if JOIN_FRAGMENTS_UP_TO:
                 self.labels_ = join_fragments(X, self.labels_, self.attach_distance, self.max_member_distance, graph,
-                                              photos, self.twice_in_one_photo)
+                                              photos, twice)
             # In no dense region of their person: the weakest members (HDBSCAN's scale is 0 to 1).
             self.probabilities_[(before == NOISE) & (self.labels_ != NOISE)] = 0.0
         return self
