@@ -33,3 +33,27 @@ def test_components_equal_scipys_on_a_random_graph_with_chains(spark):
     expected = scipy_components(edges[edges[:, 0] != edges[:, 1]])
     assert found == expected
     assert len(set(expected.values())) > 10 and expected[1060] == 1000
+
+
+def test_the_spanning_forest_equals_scipys_minimum_spanning_tree(spark):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    from facecluster.grouping.components import minimum_spanning_forest
+
+    rng = np.random.default_rng(4)
+    edges = rng.integers(0, 120, size=(400, 2))
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    weight = rng.permutation(len(edges)) / len(edges) + 0.01  # distinct weights: one minimum forest
+    frame = spark.createDataFrame([(int(a), int(b), float(w)) for (a, b), w in zip(edges, weight)],
+                                  "src long, dst long, weight double")
+    found = minimum_spanning_forest(frame).toPandas()
+    cheapest = {}
+    for (a, b), w in zip(edges, weight):  # one undirected edge per pair, its cheapest weight
+        key = (int(min(a, b)), int(max(a, b)))
+        cheapest[key] = min(cheapest.get(key, np.inf), w)
+    rows, cols = zip(*cheapest)
+    tree = minimum_spanning_tree(coo_matrix((list(cheapest.values()), (rows, cols)), shape=(120, 120))).tocoo()
+    expected = {(min(a, b), max(a, b)) for a, b in zip(tree.row, tree.col)}
+    assert {(int(a), int(b)) for a, b in zip(found["src"], found["dst"])} == expected
+    assert found["weight"].sum() == pytest.approx(tree.data.sum())

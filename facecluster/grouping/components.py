@@ -60,3 +60,44 @@ def connected_components(edges: DataFrame, checkpoint=None) -> DataFrame:
     leaves = down.select(F.col("src").alias("node"), F.col("dst").alias("component"))
     centres = down.select(F.col("dst").alias("node"), F.col("dst").alias("component"))
     return leaves.unionByName(centres).distinct()
+
+
+def minimum_spanning_forest(edges: DataFrame, checkpoint=None) -> DataFrame:
+    """edges (src, dst: long, weight: double, undirected) -> the edges of a minimum spanning
+    forest (src < dst, weight), by Borůvka's rounds: every component takes its cheapest edge
+    out, the components those edges link become one (connected_components over the components),
+    and the edges inside a component are dropped, until no edge leaves any component; at most
+    log2(nodes) rounds. Ties go by (weight, src, dst), so the chosen edges never close a cycle."""
+    checkpoint = checkpoint or (lambda frame: frame.localCheckpoint(eager=True))
+    pairs = (edges.where(F.col("src") != F.col("dst"))
+             .select(F.least("src", "dst").cast("long").alias("a"), F.greatest("src", "dst").cast("long").alias("b"),
+                     F.col("weight").cast("double"))
+             .groupBy("a", "b").agg(F.min("weight").alias("weight")))
+    pairs = checkpoint(pairs)
+    label = checkpoint(pairs.select(F.col("a").alias("node")).union(pairs.select(F.col("b").alias("node")))
+                       .distinct().withColumn("component", F.col("node")))
+    forest = None
+    for _ in range(MAX_ROUNDS):
+        crossing = (pairs.join(label.select(F.col("node").alias("a"), F.col("component").alias("ca")), "a")
+                    .join(label.select(F.col("node").alias("b"), F.col("component").alias("cb")), "b")
+                    .where(F.col("ca") != F.col("cb")))
+        pairs = checkpoint(crossing.select("a", "b", "weight"))
+        if pairs.isEmpty():
+            break
+        key = F.struct("weight", "a", "b").alias("key")
+        ends = crossing.select(F.col("ca").alias("component"), key).unionByName(
+            crossing.select(F.col("cb").alias("component"), key))
+        chosen = checkpoint(ends.groupBy("component").agg(F.min("key").alias("key"))
+                            .select("key.a", "key.b", "key.weight").distinct())
+        forest = chosen if forest is None else checkpoint(forest.unionByName(chosen))
+        linked = (chosen.join(label.select(F.col("node").alias("a"), F.col("component").alias("src")), "a")
+                  .join(label.select(F.col("node").alias("b"), F.col("component").alias("dst")), "b")
+                  .select("src", "dst"))
+        merged = connected_components(linked, checkpoint).withColumnRenamed("component", "merged")
+        label = checkpoint(label.join(merged, label["component"] == merged["node"], "left")
+                           .select(label["node"], F.coalesce("merged", label["component"]).alias("component")))
+    else:
+        raise RuntimeError(f"the spanning forest did not settle in {MAX_ROUNDS} rounds")
+    if forest is None:
+        return edges.sparkSession.createDataFrame([], "src long, dst long, weight double")
+    return forest.select(F.col("a").alias("src"), F.col("b").alias("dst"), "weight")
