@@ -105,8 +105,6 @@ def assignments(meta: pd.DataFrame, matrix: np.ndarray, try_: dict, first: np.nd
 def first_album(meta: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     """lfw500add's first run: the first 6 photos of each person seen 10 times, and 50 of the
     people seen once (by file order)."""
-    from real_photos import labelled_faces  # noqa: F401 (the same scoring as the sets)
-
     labels = labels.assign(name=labels["path"].str.split("/").str[-1]).sort_values("name")
     counts = labels["person"].value_counts()
     often = labels[labels["person"].map(counts) > 1].groupby("person").head(6)

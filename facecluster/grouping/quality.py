@@ -30,11 +30,14 @@ CENTRES = Path(__file__).with_name("unclear_faces.json")
 
 
 @lru_cache(maxsize=None)
+def _measured(model_id: str) -> dict | None:
+    """The model's unclear centre and threshold (unclear_faces.json), or None where not measured."""
+    return json.loads(CENTRES.read_text()).get(model_id) if CENTRES.exists() else None
+
+
 def unclear_centre(model_id: str) -> np.ndarray | None:
     """Where the model puts the faces it cannot read (unit length), or None where not measured."""
-    if not CENTRES.exists():
-        return None
-    found = json.loads(CENTRES.read_text()).get(model_id)
+    found = _measured(model_id)
     return None if found is None else np.asarray(found["centre"], dtype=np.float32)
 
 
@@ -43,9 +46,8 @@ def min_clarity(setting, model_id: str) -> float | None:
     where the model has no unclear centre)."""
     if setting != "auto":
         return setting
-    if unclear_centre(model_id) is None:
-        return None
-    return float(json.loads(CENTRES.read_text())[model_id]["min_clarity"])
+    found = _measured(model_id)
+    return None if found is None else float(found["min_clarity"])
 
 
 def clarity(embeddings: np.ndarray, model_id: str) -> np.ndarray:
