@@ -220,9 +220,9 @@ def one_face_per_photo(X: np.ndarray, labels: np.ndarray, photos: np.ndarray | N
     (attach_not_grouped may then find them their own person). A user's label says otherwise
     where it must: labels are applied after clustering.
 
-    Splitting such a person around those faces (k-means seeded with them) parted siblings merged
-    by their likeness before faces of one photo could be one person; since, it changes no dev set
-    and cut an actor of a collage archive in two (docs/benchmarks.md, rule by set): gone."""
+    The person is not split around such faces (k-means seeded with them): on the dev sets that
+    parts no one once a pair this close may be one person, and it cuts an actor of a collage
+    archive in two (docs/benchmarks.md, "Archive shapes: every rule on every set")."""
     if photos is None:
         return labels
     labels = labels.copy()
