@@ -16,12 +16,17 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from facecluster.core import tables
 from facecluster.core.catalogue import ASSIGNMENTS, LABELS_APPLIED, LABEL_LOG, PEOPLE
 from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
+from facecluster.grouping.distributed import (chosen_algorithm, left_out_on_executors, obey_labels, people_on_executors,
+                                              people_rows, previous_for_labels, sample_faces, stable_ids)
+from facecluster.grouping.distributed import model_distances as distributed_distances
+from facecluster.grouping.incremental import add_to_people
 from facecluster.grouping.people import assignments_table, people_table
 from facecluster.grouping.quality import NOT_A_FACE, clarity, left_out, min_clarity
 from facecluster.grouping.people_tables import (extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
@@ -136,59 +141,13 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
             people)
 
 
-def add_to_people(meta: pd.DataFrame, matrix: np.ndarray, clustered: np.ndarray, previous: pd.DataFrame,
-                  cluster_settings: dict, model: str, distances=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An incremental run: the people of the last run keep their faces, and every face is
-    clustered again together, so that the new faces meet the old ones with all of a full run's
-    rules. Each face that was in no person takes the old person holding most of the old faces
-    of the person it was found in, or makes a new person where that person holds none.
-
-    Clustering the new faces alone, or the faces left over after joining each new face to its
-    nearest old one, made "people" of the leftovers that a full run leaves apart: the first run's
-    not-grouped faces (mostly the poorest) chained with the new album's strangers."""
-    from facecluster.grouping.clustering import fits_with, members_by_person
-
-    distances = distances or model_distances(meta, matrix, clustered)
-    photos = meta["photo_id"].to_numpy()
-    before = previous.set_index("face_id")
-    old = meta["face_id"].map(before["person_id"])
-    labels = np.full(len(meta), NOISE, dtype=np.int64)
-    probabilities = np.zeros(len(meta))
-    outlier_scores = np.full(len(meta), np.nan)
-    grouped = (clustered & old.notna() & (old.fillna(NOISE) != NOISE)).to_numpy()
-    labels[grouped] = old[grouped].astype(np.int64)
-    probabilities[grouped] = meta["face_id"][grouped].map(before["probability"]).to_numpy()
-    outlier_scores[grouped] = meta["face_id"][grouped].map(before["outlier_score"]).to_numpy()
-    rows = np.flatnonzero(clustered)
-    clusterer = PeopleClusterer.from_settings(cluster_settings, model, distances).fit(matrix[rows], photos[rows])
-    newcomer = ~grouped[rows]
-    twice = clusterer.twice_by_face(matrix, photos)
-    taken: dict = {}  # (person, photo) -> faces: a newcomer fits with the faces of its photo or stays out
-    for face in np.flatnonzero(grouped):
-        taken.setdefault((int(labels[face]), photos[face]), []).append(face)
-    next_person = int(max(labels.max(), previous["person_id"].max())) + 1
-    for _, members in members_by_person(clusterer.labels_):
-        joining = rows[members[newcomer[members]]]
-        if not len(joining):
-            continue
-        owners = labels[rows[members[~newcomer[members]]]]
-        if len(owners):
-            values, counts = np.unique(owners, return_counts=True)
-            person = int(values[np.argmax(counts)])
-        else:
-            person, next_person = next_person, next_person + 1
-        for face, probability in zip(joining, clusterer.probabilities_[members[newcomer[members]]]):
-            others = np.asarray(taken.get((person, photos[face]), []), dtype=np.int64)
-            if fits_with(matrix, face, others, twice):
-                taken.setdefault((person, photos[face]), []).append(face)
-                labels[face], probabilities[face] = person, probability
-    outlier_scores[rows[newcomer]] = clusterer.outlier_scores_[newcomer]
-    return labels, probabilities, outlier_scores
-
-
 def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
-    use_driver_cpus(spark)  # HDBSCAN runs here, on the driver
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    if cluster_settings["algorithm"] == "distributed" or (
+            cluster_settings["algorithm"] == "auto"
+            and chosen_algorithm(extract_faces(spark, out).count(), cluster_settings) == "distributed"):
+        return cluster_on_executors(spark, out, cluster_settings, run_id)
+    use_driver_cpus(spark)  # HDBSCAN runs here, on the driver
     previous = extract_previous_assignments(spark, out)
     labels, applied = extract_labels(spark, out)
     added = new_label_rows(labels, applied, previous)  # before any work: a wrong label stops here
@@ -203,6 +162,62 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
         write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=LABELS_APPLIED.schema),
                     out, "labels_applied", files=1)
     write_people_tables(spark, out, assignments, people)
+    return run_id
+
+
+def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, run_id: str) -> str:
+    """cluster() for archives larger than one machine (facecluster.grouping.distributed): the same
+    tables, labels and person ids, the faces never on the driver."""
+    previous = spark.read.parquet(ASSIGNMENTS.path(out)) if tables.exists(spark, ASSIGNMENTS.path(out)) else None
+    if previous is not None:
+        previous = previous.select("face_id", "person_id", "probability", "outlier_score").localCheckpoint(eager=True)
+    labels, applied = extract_labels(spark, out)
+    first = int(applied["label_row"].max()) + 1 if len(applied) else 0
+    added = new_label_rows(labels, applied, previous_for_labels(previous, labels, first))
+    applied = pd.concat([applied, added], ignore_index=True) if len(added) else applied
+    constraints = Constraints(applied)
+    faces = extract_faces(spark, out)
+    model = check_one_model(r.model for r in faces.select("model").distinct().collect())
+    reasons = left_out_on_executors(faces, cluster_settings, model, set(constraints.member), constraints.not_faces)
+    faces = faces.join(reasons, "face_id").localCheckpoint(eager=True)
+    clustered = faces.where(F.col("left_out").isNull()).select("face_id", "photo_id", "embedding")
+    n_clustered = clustered.count()
+    sample = sample_faces(clustered, n_clustered)
+    distances = distributed_distances(model, sample)
+    if distances and not distances.measured:
+        print(f"cluster: distances {distances.source}", flush=True)
+    incremental = (cluster_settings["mode"] == "incremental" and previous is not None
+                   and not previous.where(F.col("person_id") != NOISE).isEmpty())
+    found = people_on_executors(spark, clustered, previous if incremental else None, cluster_settings, model,
+                                distances, n_clustered, sample)
+    found, identity_label = obey_labels(found, constraints)
+    found = found.localCheckpoint(eager=True)
+    ids = stable_ids(found, previous)
+    id_of = spark.createDataFrame(pd.DataFrame({"person": list(ids), "person_id": list(ids.values())}),
+                                  "person long, person_id long")
+    assignments = (faces.select("face_id", "left_out", "clarity")
+                   .join(found.join(id_of, "person", "left").drop("person"), "face_id", "left")
+                   .select("face_id", F.coalesce("person_id", F.lit(NOISE)).cast("long").alias("person_id"),
+                           F.coalesce("probability", F.lit(0.0)).alias("probability"),
+                           F.coalesce("outlier_score", F.lit(float("nan"))).alias("outlier_score"),
+                           F.col("left_out").isNull().alias("clustered"), "left_out", "clarity",
+                           F.lit(run_id).alias("run_id"))
+                   .select(*StructType.fromDDL(ASSIGNMENTS.schema).fieldNames())).localCheckpoint(eager=True)
+    people = people_rows(assignments, faces)
+    if identity_label:
+        names = {ids[key]: constraints.names[identity] for identity, key in identity_label.items()
+                 if identity in constraints.names and key in ids}
+        hidden = [ids[key] for identity, key in identity_label.items() if identity in constraints.hidden and key in ids]
+        named = spark.createDataFrame(pd.DataFrame({"person_id": list(names), "given": list(names.values())}),
+                                      "person_id long, given string")
+        people = (people.join(F.broadcast(named), "person_id", "left")
+                  .withColumn("name", F.col("given")).drop("given")
+                  .withColumn("hidden", F.col("person_id").isin(hidden)))
+    if len(added):
+        write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=LABELS_APPLIED.schema),
+                    out, "labels_applied", files=1)
+    write_table(assignments, out, ASSIGNMENTS.name)
+    write_table(people.select(*StructType.fromDDL(PEOPLE.schema).fieldNames()), out, PEOPLE.name)
     return run_id
 
 

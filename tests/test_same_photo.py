@@ -75,7 +75,7 @@ def test_the_rule_costs_no_recall_where_each_photo_holds_one_face():
 
 def test_an_incremental_run_files_two_people_of_a_new_photo_apart():
     from facecluster.core.settings import load_settings
-    from facecluster.jobs.cluster import add_to_people
+    from facecluster.grouping.incremental import add_to_people
 
     # Person 0 photographed in two decades (two groups 0.41 apart); a new photo holds a face of
     # each decade's look: two people standing together, as far as one photo tells.

@@ -156,8 +156,13 @@ RULES: dict[str, Rule] = {
                                   "or every layer"),
     "cluster.mode": Rule(_choice("incremental", "full"), "incremental: the last run's people keep their faces, "
                          "new faces join them or make new people; full: cluster every face again (labels kept)"),
-    "cluster.algorithm": Rule(_choice("auto", "exact", "knn"), "exact: the hdbscan library; knn: HDBSCAN on a "
-                              "k-nearest-neighbour graph (millions of faces); auto: exact up to 20,000 faces"),
+    "cluster.algorithm": Rule(_choice("auto", "exact", "knn", "distributed"), "exact: the hdbscan library; knn: "
+                              "HDBSCAN on a k-nearest-neighbour graph (millions of faces); distributed: cell by cell "
+                              "on the executors; auto: exact up to 20,000 faces, distributed from "
+                              "cluster.distributed_from, knn between"),
+    "cluster.distributed_from": Rule(_int_at_least(1), "faces from which algorithm auto clusters on the executors"),
+    "cluster.faces_per_cell": Rule(_int_at_least(100), "faces one executor task clusters at once (algorithm "
+                                   "distributed); each face is in its 2 nearest cells"),
     "cluster.device": Rule(_choice("auto", "cpu", "cuda"), "where the kNN graph is computed (algorithm knn): "
                            "a GPU searches exactly at any size; auto = a GPU when the driver has one"),
     "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "

@@ -211,8 +211,6 @@ def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | Non
     """Person ids for new cluster labels: each takes the id of the previous person it shares
     most faces with, by an optimal one-to-one matching; the others get ids above the previous
     run's largest, larger people first. Without a previous run: 0 = the largest person."""
-    from scipy.optimize import linear_sum_assignment
-
     from facecluster.grouping.people import number_by_size
 
     labels = np.asarray(labels)
@@ -221,28 +219,61 @@ def stable_person_ids(labels: np.ndarray, face_ids, previous: pd.DataFrame | Non
     old = pd.Series(np.asarray(face_ids)).map(previous.set_index("face_id")["person_id"]).fillna(NOISE)
     old = old.to_numpy().astype(np.int64)
     both = (labels != NOISE) & (old != NOISE)
-    result = np.full(len(labels), NOISE, dtype=np.int64)
-    mapping: dict[int, int] = {}
-    if both.any():
-        pairs = pd.DataFrame({"new": labels[both], "old": old[both]}).value_counts()
-        new_keys = sorted({n for n, _ in pairs.index})
-        old_keys = sorted({o for _, o in pairs.index})
-        overlap = np.zeros((len(new_keys), len(old_keys)))
-        row_of = {k: i for i, k in enumerate(new_keys)}
-        col_of = {k: i for i, k in enumerate(old_keys)}
-        for (n, o), count in pairs.items():
-            overlap[row_of[n], col_of[o]] = count
-        rows, cols = linear_sum_assignment(overlap, maximize=True)
-        mapping = {new_keys[r]: old_keys[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
-    next_id = int(max(previous["person_id"].max(), -1)) + 1
+    overlap = pd.DataFrame({"new": labels[both], "old": old[both]}).value_counts().rename("count").reset_index()
     sizes = pd.Series(labels[labels != NOISE]).value_counts()
-    for label in sizes.index:  # largest first
-        if label not in mapping:
-            mapping[label] = next_id
-            next_id += 1
+    mapping = ids_for_labels(overlap, sizes, int(previous["person_id"].max()))
+    result = np.full(len(labels), NOISE, dtype=np.int64)
     keep = labels != NOISE
     result[keep] = pd.Series(labels[keep]).map(mapping).to_numpy()
     return result
+
+
+def ids_for_labels(overlap: pd.DataFrame, sizes: pd.Series, previous_max: int) -> dict:
+    """new label -> person id, from overlap (new, old, count: faces a new label shares with a
+    previous person) and sizes (new label -> faces): the optimal one-to-one matching by shared
+    faces, then ids above previous_max, larger people first. What stable_person_ids does on one
+    machine and the distributed clustering does from counts gathered on Spark."""
+    from scipy.optimize import linear_sum_assignment
+
+    mapping: dict = {}
+    overlap = overlap[overlap["count"] > 0]
+    if len(overlap):
+        new_keys, new_row = np.unique(overlap["new"].to_numpy(), return_inverse=True)
+        old_keys, old_col = np.unique(overlap["old"].to_numpy(), return_inverse=True)
+        matrix = np.zeros((len(new_keys), len(old_keys)))
+        matrix[new_row, old_col] = overlap["count"].to_numpy()
+        rows, cols = linear_sum_assignment(matrix, maximize=True)
+        mapping = {new_keys[r].item(): old_keys[c].item() for r, c in zip(rows, cols) if matrix[r, c] > 0}
+    next_id = max(previous_max, -1) + 1
+    for label in sizes.sort_values(ascending=False, kind="stable").index:  # largest first
+        if label not in mapping:
+            mapping[label] = next_id
+            next_id += 1
+    return mapping
+
+
+def constraint_changes(labelled: pd.DataFrame, sizes: pd.Series, largest_label: int, constraints: Constraints
+                       ) -> tuple[dict, dict, dict]:
+    """apply_constraints for labels that live on Spark: from the labelled faces' cluster labels
+    (labelled: face_id, label), the size of each of those clusters and the largest label of all,
+    (label -> new label for
+    a whole cluster, face_id -> label for a labelled face, identity -> label). The driver holds
+    the labelled faces and one count per cluster they are in, never the archive's faces."""
+    involved = sizes[sizes.index.isin(labelled["label"])]
+    per_label = labelled[labelled["label"] != NOISE].groupby("label").size()
+    others = (involved - per_label.reindex(involved.index).fillna(0)).clip(lower=0).astype(int)
+    stand_ins = np.repeat(others.index.to_numpy(), others.to_numpy())  # the unlabelled faces of each cluster
+    face_ids = list(labelled["face_id"]) + [None] * len(stand_ins)
+    labels = np.r_[labelled["label"].to_numpy(dtype=np.int64), stand_ins.astype(np.int64)]
+    # A last stand-in at the largest label of all makes new labels start above every cluster.
+    floor = [int(largest_label)] if len(labels) == 0 or largest_label > labels.max() else []
+    changed, identity_label = apply_constraints(face_ids + [None] * len(floor), np.r_[labels, floor].astype(np.int64),
+                                                None, constraints)
+    changed = changed[:len(labels)]
+    unlabelled = len(labelled)
+    remap = {int(old): int(new) for old, new in zip(labels[unlabelled:], changed[unlabelled:]) if old != new}
+    overrides = {face: int(new) for face, new in zip(labelled["face_id"], changed[:unlabelled])}
+    return remap, overrides, identity_label
 
 
 def _log_rows(text: str, source: str = "labels.csv") -> list[list[str]]:

@@ -406,12 +406,15 @@ class PeopleClusterer:
     faces closer than this are copies of one photo, clustered as one face (facecluster.grouping.duplicates).
     After HDBSCAN, when set, split_distance splits people made of two groups (split_mixed_people) and
     max_member_distance removes faces too far from the rest of their person (prune_strangers).
+    part_of_larger: X is one cell of a larger archive (facecluster.grouping.cells), which may be
+    one person as a whole (algorithm 'knn' only).
     """
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, cluster_selection_epsilon: float = 0.0,
                  cluster_selection_method: str = "eom", split_distance: float | None = None,
                  max_member_distance: float | None = None, algorithm: str = "exact", device: str = "auto",
-                 duplicate_distance: float | None = None, attach_distance: float | None = None):
+                 duplicate_distance: float | None = None, attach_distance: float | None = None,
+                 part_of_larger: bool = False):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.cluster_selection_epsilon = cluster_selection_epsilon
@@ -422,6 +425,7 @@ class PeopleClusterer:
         self.device = device
         self.duplicate_distance = duplicate_distance
         self.attach_distance = attach_distance
+        self.part_of_larger = part_of_larger
 
     @classmethod
     def from_settings(cls, cluster_settings: dict, model_id: str, model_distances=None) -> "PeopleClusterer":
@@ -489,7 +493,8 @@ class PeopleClusterer:
             model = KnnHDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
                                cluster_selection_epsilon=self.cluster_selection_epsilon,
                                cluster_selection_method=self.cluster_selection_method,
-                               device=self.device, duplicate_distance=self.duplicate_distance).fit(X)
+                               device=self.device, duplicate_distance=self.duplicate_distance,
+                               part_of_larger=self.part_of_larger).fit(X)
             self.outlier_scores_ = np.full(n, np.nan)  # GLOSH is not computed on the kNN graph
         self.labels_ = model.labels_.astype(np.int64)
         self.probabilities_ = np.nan_to_num(model.probabilities_.astype(np.float64))

@@ -37,9 +37,11 @@ def _small_star(edges: DataFrame) -> DataFrame:
 
 
 def _is_star_forest(edges: DataFrame) -> bool:
-    """Every edge points from a node to its component's smallest node: no node is both."""
+    """Every edge points from a node to its component's smallest node: no node is both a leaf
+    and a centre, and no leaf has two centres."""
     down = _both_ways(edges).where(F.col("dst") < F.col("src"))
-    return down.select(F.col("dst").alias("node")).intersect(down.select(F.col("src").alias("node"))).isEmpty()
+    return (down.select(F.col("dst").alias("node")).intersect(down.select(F.col("src").alias("node"))).isEmpty()
+            and down.groupBy("src").count().where(F.col("count") > 1).isEmpty())
 
 
 def connected_components(edges: DataFrame, checkpoint=None) -> DataFrame:

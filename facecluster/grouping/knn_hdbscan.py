@@ -264,7 +264,7 @@ class KnnHDBSCAN:
     def __init__(self, min_cluster_size: int = 2, min_samples: int = 2, k: int = 32,
                  cluster_selection_method: str = "eom", cluster_selection_epsilon: float = 0.0,
                  exact_below: int = EXACT_BELOW, ef_search: int = 64, device: str = "auto",
-                 duplicate_distance: float | None = None):
+                 duplicate_distance: float | None = None, part_of_larger: bool = False):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.k = k
@@ -274,6 +274,19 @@ class KnnHDBSCAN:
         self.ef_search = ef_search
         self.device = device
         self.duplicate_distance = duplicate_distance
+        self.part_of_larger = part_of_larger  # a cell of a larger archive: see _rest_of_the_archive
+
+    def _rest_of_the_archive(self, n: int, widest: float) -> np.ndarray:
+        """Tree edges of min_cluster_size stand-in faces that join these faces just past their
+        widest edge. HDBSCAN never selects the whole of what it clusters (its root); a part of
+        an archive (a cell of facecluster.grouping.cells) may be one person, who on the whole
+        archive would be a cluster born where they join the rest, and in the part alone is all
+        noise. Used only then: on a cell of many people, letting the cell be selected whole
+        made "people" of strangers (dev LFW split in 11 cells: pairwise precision 0.971 against
+        0.979). The stand-ins' own cluster is dropped."""
+        stand_ins = np.arange(n, n + self.min_cluster_size, dtype=np.float64)
+        chain = np.column_stack([stand_ins[:-1], stand_ins[1:], np.full(len(stand_ins) - 1, 1e-6)])
+        return np.vstack([chain, [0.0, float(n), widest * (1 + 1e-6) + 1e-9]])
 
     def _index(self, X: np.ndarray, device: str):
         return (TorchIndex(X, device) if device != "cpu"
@@ -341,13 +354,19 @@ class KnnHDBSCAN:
         timings["tree"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        labels, strengths, *_ = _in_big_stack(lambda: clusters_from_spanning_tree(
-            self.minimum_spanning_tree_, min_cluster_size=self.min_cluster_size,
-            cluster_selection_method=self.cluster_selection_method,
-            cluster_selection_epsilon=self.cluster_selection_epsilon))
+
+        def select(tree):
+            return _in_big_stack(lambda: clusters_from_spanning_tree(
+                tree, min_cluster_size=self.min_cluster_size, cluster_selection_method=self.cluster_selection_method,
+                cluster_selection_epsilon=self.cluster_selection_epsilon))
+
+        labels, strengths, *_ = select(self.minimum_spanning_tree_)
+        if self.part_of_larger and n > 1 and (np.asarray(labels) < 0).all():
+            tree = self.minimum_spanning_tree_
+            labels, strengths, *_ = select(np.concatenate([tree, self._rest_of_the_archive(n, tree[:, 2].max())]))
         timings["selection"] = time.perf_counter() - started
-        self.labels_ = np.asarray(labels, dtype=np.int64)
-        self.probabilities_ = np.asarray(strengths, dtype=np.float64)
+        self.labels_ = np.asarray(labels, dtype=np.int64)[:n]
+        self.probabilities_ = np.asarray(strengths, dtype=np.float64)[:n]
         if copies_of is not None:  # every copy takes its representative's person
             self.labels_, self.probabilities_ = self.labels_[copies_of], self.probabilities_[copies_of]
         self.timings_ = timings

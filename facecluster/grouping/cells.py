@@ -1,0 +1,128 @@
+"""People found cell by cell, for archives larger than one machine.
+
+HDBSCAN's tree cannot be cut into pieces that fit one task: at any distance that keeps one
+person's faces together, single linkage joins most of an archive into one component (the dev LFW
+split at mutual reachability 0.35: 7,413 of its 10,917 faces; at 0.41, all but 15:
+docs/benchmarks.md, "Past one machine"). So the archive is cut where faces are, as DiskANN
+shards an index: k-means centres split the faces into cells, each face is stored in its
+CELL_COPIES nearest cells, and each cell is clustered by the one-machine rules
+(facecluster.grouping.clustering.PeopleClusterer) in one task. A face takes the person its home
+cell (its nearest) found for it; the people of two cells are one person where at least
+LINK_FACES faces were put in both (connected components on Spark, people_across_cells). A
+person larger than a cell (a head of state in a news archive) spreads over several cells and is
+joined back the same way.
+
+The driver holds the centres, a sample to train them on and one count per cell, never the faces.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from facecluster.grouping.clustering import NOISE
+
+CELL_COPIES = 2  # each face in its 2 nearest cells: its neighbours across a cell's border are seen with it
+LINK_FACES = 2  # faces two cells' people must share to be one person (one shared face may be a look-alike)
+SAMPLE_PER_CELL = 256  # faces the k-means centres are trained on, per cell (faiss's own floor is 39)
+ROUTED_SCHEMA = ("cell int, home boolean, face_id string, photo_id string, embedding array<float>, "
+                 "previous_person long, previous_probability double, previous_outlier_score double")
+CELL_PEOPLE_SCHEMA = "cell int, home boolean, face_id string, person long, probability double, outlier_score double"
+
+
+def cells_for(n_faces: int, faces_per_cell: int) -> int:
+    """Cells so that each holds about faces_per_cell faces, each face being stored CELL_COPIES times."""
+    if n_faces <= faces_per_cell:
+        return 1
+    return int(math.ceil(CELL_COPIES * n_faces / faces_per_cell))
+
+
+def train_cells(sample: np.ndarray, n_cells: int, seed: int = 0) -> np.ndarray:
+    """(n_cells, d) float32 k-means centres of a sample of the faces (faiss)."""
+    import faiss
+
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    if n_cells <= 1:
+        return sample.mean(axis=0, keepdims=True)
+    n_cells = min(n_cells, len(sample))
+    kmeans = faiss.Kmeans(sample.shape[1], n_cells, niter=20, seed=seed, max_points_per_centroid=SAMPLE_PER_CELL)
+    kmeans.train(sample)
+    return kmeans.centroids
+
+
+def nearest_cells(X: np.ndarray, centres: np.ndarray, copies: int = CELL_COPIES) -> np.ndarray:
+    """(n, min(copies, cells)) indices of each face's nearest cells, the home cell first."""
+    import faiss
+
+    index = faiss.IndexFlatL2(centres.shape[1])
+    index.add(np.ascontiguousarray(centres, dtype=np.float32))
+    _, nearest = index.search(np.ascontiguousarray(X, dtype=np.float32), min(copies, len(centres)))
+    return nearest
+
+
+def route_to_cells(batches: Iterator[pd.DataFrame], centres: np.ndarray, copies: int = CELL_COPIES
+                   ) -> Iterator[pd.DataFrame]:
+    """Each face (face_id, photo_id, embedding and its previous_* columns: the last run's person,
+    probability and outlier score, null for a new face) as a row in each of its nearest cells,
+    marked home in the nearest."""
+    carried = ["face_id", "photo_id", "previous_person", "previous_probability", "previous_outlier_score"]
+    for batch in batches:
+        if batch.empty:
+            continue
+        X = np.stack(batch["embedding"].to_numpy()).astype(np.float32)
+        nearest = nearest_cells(X, centres, copies)
+        width = nearest.shape[1]
+        routed = pd.DataFrame({"cell": nearest.ravel().astype(np.int32),
+                               "home": np.tile(np.arange(width) == 0, len(batch))})
+        for column in carried:
+            routed[column] = np.repeat(batch[column].to_numpy(), width)
+        routed["embedding"] = list(np.repeat(X, width, axis=0))
+        yield routed
+
+
+def cluster_cell(rows: pd.DataFrame, cluster: Callable[[np.ndarray, np.ndarray, pd.DataFrame], tuple]
+                 ) -> pd.DataFrame:
+    """One cell's faces clustered on one executor. cluster(X, photos, rows) -> (labels,
+    probabilities, outlier_scores, old): the one-machine rules; old marks the labels that are
+    the last run's person ids (an incremental run), the others are the cell's own numbers.
+    Each face's person: a key unique across cells (person_key), null for a face in no person."""
+    rows = rows.sort_values(["face_id", "home"], ascending=[True, False]).drop_duplicates("face_id")
+    rows = rows.reset_index(drop=True)
+    X = np.stack(rows["embedding"].to_numpy()).astype(np.float32)
+    labels, probabilities, outlier_scores, old = cluster(X, rows["photo_id"].to_numpy(), rows)
+    labels = np.asarray(labels, dtype=np.int64)
+    cell = rows["cell"].to_numpy(np.int64)
+    key = np.where(old, labels, person_key(cell + 1, labels))
+    return pd.DataFrame({"cell": cell.astype(np.int32), "home": rows["home"].to_numpy(bool),
+                         "face_id": rows["face_id"].to_numpy(),
+                         "person": pd.Series(key, dtype="Int64").mask(labels == NOISE).to_numpy(),
+                         "probability": np.asarray(probabilities, dtype=np.float64),
+                         "outlier_score": np.asarray(outlier_scores, dtype=np.float64)})
+
+
+def person_key(cell, label):
+    """One number per (cell, person of that cell), above every person id of a last run: what
+    people_across_cells links. Cells count from 1 here."""
+    return cell * (1 << 32) + label
+
+
+def people_across_cells(cell_people, checkpoint=None):
+    """cell_people (cell, home, face_id, person, probability, outlier_score: DataFrame) ->
+    (face_id, person: long or null, probability, outlier_score), one row per face: the person its
+    home cell found, as one person across cells: people of two cells that share LINK_FACES faces
+    are one, named by the smallest key among them."""
+    from pyspark.sql import functions as F
+
+    from facecluster.grouping.components import connected_components
+
+    grouped = cell_people.where(F.col("person").isNotNull())
+    home = grouped.where("home").select("face_id", F.col("person").alias("src"))
+    away = grouped.where(~F.col("home")).select("face_id", F.col("person").alias("dst"))
+    links = (home.join(away, "face_id").groupBy("src", "dst").count()
+             .where(F.col("count") >= LINK_FACES).select("src", "dst"))
+    component = connected_components(links, checkpoint).withColumnRenamed("node", "key")
+    faces = cell_people.where("home").select("face_id", "probability", "outlier_score", F.col("person").alias("key"))
+    return (faces.join(component, "key", "left")
+            .select("face_id", F.coalesce("component", "key").alias("person"), "probability", "outlier_score"))

@@ -1,0 +1,120 @@
+"""People found on the executors (cluster.algorithm: distributed) against the one-machine algorithm."""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from facecluster.measuring.synthetic import FaceSpace, archive_sizes, generate
+
+pytestmark = pytest.mark.spark
+
+DLIB_LIKE = FaceSpace(dimension=128, common=2.70, noise=0.227, noise_spread=0.2, common_spread=0.1)
+
+
+def write_run(root, X, photos=None, model="dlib-resnet-v1"):
+    """A faces and a photos table as embed writes them, for synthetic faces."""
+    ids = np.array([f"face{i:06d}" for i in range(len(X))])
+    photos = ids if photos is None else np.asarray(photos)
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1]).cast(pa.list_(pa.float32()))
+    for name in ("faces", "photos"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"face_id": ids, "photo_id": photos, "face_px": np.full(len(X), 100.0, np.float32),
+                             "det_score": np.ones(len(X), np.float32), "embedding": embedding,
+                             "model": [model] * len(X)}), root / "faces" / "part-0.parquet")
+    unique = np.unique(photos)
+    pq.write_table(pa.table({"photo_id": unique, "albums": pa.array([["album"]] * len(unique))}),
+                   root / "photos" / "part-0.parquet")
+    return ids
+
+
+def people_of(root) -> pd.Series:
+    return pd.read_parquet(root / "assignments").set_index("face_id")["person_id"].sort_index()
+
+
+def same_people(a: pd.Series, b: pd.Series) -> float:
+    """Adjusted Rand index with each face in no person a person of its own."""
+    a, b = a.to_numpy(), b.reindex(a.index).to_numpy()
+    alone = -np.arange(len(a)) - 2
+    return adjusted_rand_score(np.where(a < 0, alone, a), np.where(b < 0, alone, b))
+
+
+def cluster_with(spark, settings, root, **changes):
+    from facecluster.core.settings import with_changes
+    from facecluster.jobs import cluster
+
+    chosen = with_changes(settings, {f"cluster.{key}": value for key, value in changes.items()})
+    cluster.cluster(spark, str(root), chosen["cluster"])
+    return people_of(root)
+
+
+def test_one_cell_finds_the_same_people_as_the_knn_algorithm(spark, settings, tmp_path):
+    X, _ = generate(2000, DLIB_LIKE, seed=11)
+    write_run(tmp_path, X)
+    knn = cluster_with(spark, settings, tmp_path, algorithm="knn", mode="full")
+    distributed = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="full")
+    assert (knn >= 0).sum() > 1000 and same_people(knn, distributed) == 1.0
+    people = pd.read_parquet(tmp_path / "people").sort_values("person_id")
+    sizes = distributed[distributed >= 0].value_counts().sort_index()
+    assert people["person_id"].tolist() == sizes.index.tolist() and people["n_faces"].tolist() == sizes.tolist()
+    assert people["n_faces"].is_monotonic_decreasing, "person 0 is the largest, as on one machine"
+
+
+def test_people_split_by_cells_are_joined_back(spark, settings, tmp_path):
+    """Six cells of about 1,000 faces over 3,000: people cut by a cell's border are one person
+    again, and the result stays close to one machine's."""
+    from facecluster.measuring.metrics import pairwise_scores
+
+    X, truth = generate(3000, DLIB_LIKE, seed=12)
+    ids = write_run(tmp_path, X)
+    knn = cluster_with(spark, settings, tmp_path, algorithm="knn", mode="full")
+    distributed = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="full", faces_per_cell=1000)
+    truth = pd.Series(truth, index=ids).sort_index()
+    f = {name: pairwise_scores(truth.tolist(), found.reindex(truth.index).to_numpy())["f"]
+         for name, found in (("knn", knn), ("distributed", distributed))}
+    assert same_people(knn, distributed) >= 0.97, same_people(knn, distributed)
+    assert f["distributed"] >= f["knn"] - 0.01, f
+
+
+def test_a_cell_too_large_is_cut_again(spark, tmp_path):
+    """One person with most of the archive's faces (a head of state in a news archive) does not
+    leave one task with them: their cell is cut by centres trained on its own faces."""
+    from facecluster.grouping.cells import nearest_cells
+    from facecluster.grouping.distributed import cell_centres, sample_faces
+
+    sizes = np.r_[6000, archive_sizes(1500, seed=3).clip(max=20)]
+    X, _ = generate(0, DLIB_LIKE, sizes=sizes, seed=13)
+    write_run(tmp_path, X)
+    faces = spark.read.parquet(str(tmp_path / "faces"))
+    centres = cell_centres(faces, sample_faces(faces, len(X)), len(X), faces_per_cell=1500)
+    home = np.bincount(nearest_cells(X, centres, 1)[:, 0])
+    assert home.max() <= 2 * 1500 and len(centres) > 2 * len(X) // 1500
+
+
+def test_labels_and_an_added_album_on_the_executors(spark, settings, tmp_path):
+    """Names, merges, moves and "not a face" hold as on one machine; in an incremental run the
+    last run's people keep their faces and ids, new faces join them."""
+    from facecluster.curation.labels import add_label
+
+    X, truth = generate(2400, DLIB_LIKE, seed=14)
+    write_run(tmp_path, X[:2000])
+    first = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="full", faces_per_cell=1000)
+    sizes = first[first >= 0].value_counts()
+    big, a, b = (int(p) for p in sizes.index[:3])
+    moved, not_face = first[first == big].index[:2]
+    add_label(str(tmp_path), "name", big, name="Ann")
+    add_label(str(tmp_path), "merge", a, b)
+    add_label(str(tmp_path), "move_out", face_id=moved)
+    add_label(str(tmp_path), "not_a_face", face_id=not_face)
+    ids = write_run(tmp_path, X)  # the same faces and 400 new ones
+    after = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="incremental", faces_per_cell=1000)
+    people = pd.read_parquet(tmp_path / "people")
+    assert people.loc[people["name"] == "Ann", "person_id"].tolist() == [big]
+    assert after[moved] != big and after[not_face] == -1
+    assert after[list(first[first.isin([a, b])].index)].nunique() == 1
+    kept = first[(first >= 0) & ~first.index.isin([moved, not_face]) & ~first.isin([a, b])]
+    assert (after.reindex(kept.index) == kept).all(), "old people keep their faces and ids"
+    new = after.reindex(ids[2000:])
+    assert (new >= 0).mean() >= 0.8 * (first >= 0).mean(), "the new faces join people as the first ones did"
+    assert set(pd.read_parquet(tmp_path / "assignments")["face_id"]) == set(ids)
