@@ -129,6 +129,35 @@ def test_label_then_run(first_run, tmp_path):
         assert now[list(merged)].nunique() == 1 and now[list(merged)].iloc[0] >= 0, "merged people stay one"
 
 
+def test_the_journey_with_people_found_on_the_executors(first_run, tmp_path):
+    """cluster.algorithm distributed through the command line: a run with nothing new keeps every
+    face's person, labels hold, and a full clustering finds the people the driver finds."""
+    archive, out = first_run[0], tmp_path / "out"
+    shutil.copytree(first_run[1], out)
+    on_executors = ["--set", "cluster.algorithm=distributed"]
+    before = person_of(out)
+    assert facecluster("run", archive, "--out", out, *on_executors) == 0
+    check_run(out, archive)
+    assert person_of(out).sort_index().equals(before.sort_index()), "a run with no new photo changes no one"
+    sizes = before[before >= 0].value_counts()
+    big, a, b = sizes.index[0], sizes.index[1], sizes.index[2]
+    assert facecluster("label", "--out", out, "name", big, "Ann") == 0
+    assert facecluster("label", "--out", out, "merge", a, b) == 0
+    assert facecluster("cluster", "--out", out, *on_executors) == 0
+    check_run(out, archive)
+    now, people = person_of(out), read(out, "people")
+    assert people.loc[people["name"] == "Ann", "person_id"].tolist() == [big]
+    assert now[before[before.isin([a, b])].index].nunique() == 1
+    driver = tmp_path / "driver"
+    shutil.copytree(out, driver, ignore=shutil.ignore_patterns("_lock"))
+    for root, algorithm in ((out, "distributed"), (driver, "knn")):
+        assert facecluster("cluster", "--out", root, "--set", "cluster.mode=full",
+                           "--set", f"cluster.algorithm={algorithm}") == 0
+    assert_same_people(out, driver)
+    assert read(out, "people").sort_values("person_id")["name"].tolist() == \
+        read(driver, "people").sort_values("person_id")["name"].tolist()
+
+
 def test_forget_a_person_and_a_photo_then_run_again(first_run, tmp_path):
     archive, out = first_run[0], tmp_path / "out"
     shutil.copytree(first_run[1], out)
