@@ -24,7 +24,7 @@ from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_mo
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
 from facecluster.grouping.distributed import (chosen_algorithm, left_out_on_executors, obey_labels, people_on_executors,
-                                              people_rows, previous_for_labels, sample_faces, stable_ids)
+                                              people_rows, previous_for_labels, sample_faces, stable_ids, step)
 from facecluster.grouping.distributed import model_distances as distributed_distances
 from facecluster.grouping.incremental import add_to_people
 from facecluster.grouping.people import assignments_table, people_table
@@ -177,11 +177,13 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
     applied = pd.concat([applied, added], ignore_index=True) if len(added) else applied
     constraints = Constraints(applied)
     faces = extract_faces(spark, out)
+    step(spark, "faces too poor to cluster")
     model = check_one_model(r.model for r in faces.select("model").distinct().collect())
     reasons = left_out_on_executors(faces, cluster_settings, model, set(constraints.member), constraints.not_faces)
     faces = faces.join(reasons, "face_id").localCheckpoint(eager=True)
     clustered = faces.where(F.col("left_out").isNull()).select("face_id", "photo_id", "embedding")
     n_clustered = clustered.count()
+    step(spark, "sample of faces")
     sample = sample_faces(clustered, n_clustered)
     distances = distributed_distances(model, sample)
     if distances and not distances.measured:
@@ -190,11 +192,14 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
                    and not previous.where(F.col("person_id") != NOISE).isEmpty())
     found = people_on_executors(spark, clustered, previous if incremental else None, cluster_settings, model,
                                 distances, n_clustered, sample)
+    step(spark, "labels")
     found, identity_label = obey_labels(found, constraints)
     found = found.localCheckpoint(eager=True)
+    step(spark, "stable person ids")
     ids = stable_ids(found, previous)
     id_of = spark.createDataFrame(pd.DataFrame({"person": list(ids), "person_id": list(ids.values())}),
                                   "person long, person_id long")
+    step(spark, "assignments")
     assignments = (faces.select("face_id", "left_out", "clarity")
                    .join(found.join(id_of, "person", "left").drop("person"), "face_id", "left")
                    .select("face_id", F.coalesce("person_id", F.lit(NOISE)).cast("long").alias("person_id"),
@@ -217,7 +222,9 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
         write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=LABELS_APPLIED.schema),
                     out, "labels_applied", files=1)
     write_table(assignments, out, ASSIGNMENTS.name)
+    step(spark, "people")
     write_table(people.select(*StructType.fromDDL(PEOPLE.schema).fieldNames()), out, PEOPLE.name)
+    spark.sparkContext.setJobDescription(None)
     return run_id
 
 

@@ -41,6 +41,12 @@ def _batch_matrix(batch: pd.DataFrame) -> np.ndarray:
     return np.stack(batch["embedding"].to_numpy()).astype(np.float32) if len(batch) else np.zeros((0, 0), np.float32)
 
 
+def step(spark: SparkSession, what: str) -> None:
+    """Name the Spark jobs that follow in the UI and the event log (benchmarks/distributed.py
+    reads them there)."""
+    spark.sparkContext.setJobDescription(f"facecluster cluster: {what}")
+
+
 def left_out_on_executors(faces: DataFrame, cluster_settings: dict, model: str, member: set, not_faces: set
                           ) -> DataFrame:
     """(face_id, left_out: null for the faces clustered, clarity): the one-machine gate
@@ -65,13 +71,15 @@ def left_out_on_executors(faces: DataFrame, cluster_settings: dict, model: str, 
     return faces.select("face_id", "face_px", "det_score", "embedding").mapInPandas(reasons, REASONS_SCHEMA)
 
 
-def sample_faces(faces: DataFrame, n_faces: int, limit: int = SAMPLE_FACES, seed: int = 0) -> pd.DataFrame:
-    """Up to `limit` faces (photo_id, embedding) on the driver, whole photos at a time (the
-    distances fitted to an unmeasured model need faces that share a photo)."""
-    fraction = min(1.0, 1.2 * limit / max(1, n_faces))
+def sample_faces(faces: DataFrame, n_faces: int, size: int = SAMPLE_FACES, seed: int = 0) -> pd.DataFrame:
+    """About `size` faces (face_id, photo_id, embedding) on the driver, whole photos at a time
+    (the distances fitted to an unmeasured model need faces that share a photo), chosen by a
+    hash of the photo and sorted: the same faces and the same cells on every run, whatever the
+    order the executors read them in."""
+    fraction = min(1.0, size / max(1, n_faces))
     chosen = faces if fraction >= 1.0 else faces.where(
         (F.abs(F.hash("photo_id", F.lit(seed))) % 1_000_000) < int(fraction * 1_000_000))
-    return chosen.select("photo_id", "embedding").limit(limit).toPandas()
+    return chosen.select("face_id", "photo_id", "embedding").toPandas().sort_values("face_id", ignore_index=True)
 
 
 def model_distances(model: str, sample: pd.DataFrame):
@@ -162,6 +170,7 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
     """faces (face_id, photo_id, embedding: the faces to cluster) -> (face_id, person: a key, null
     for a face in no person, probability, outlier_score). previous: the last run's assignments
     (face_id, person_id, probability, outlier_score) in an incremental run, else None."""
+    step(spark, "cell centres")
     centres = cell_centres(faces, sample, n_faces, cluster_settings["faces_per_cell"])
     if previous is not None:
         faces = faces.join(previous.select("face_id", F.col("person_id").alias("previous_person"),
@@ -180,7 +189,10 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
     found = routed.groupBy("cell").applyInPandas(lambda rows: cells.cluster_cell(rows, cluster),
                                                  cells.CELL_PEOPLE_SCHEMA)
     checkpoint = checkpoint or (lambda frame: frame.localCheckpoint(eager=True))
-    return cells.people_across_cells(checkpoint(found), checkpoint)
+    step(spark, "cluster each cell")
+    found = checkpoint(found)
+    step(spark, "join people across cells")
+    return cells.people_across_cells(found, checkpoint)
 
 
 def previous_for_labels(previous: DataFrame | None, labels: pd.DataFrame | None, first_row: int) -> pd.DataFrame | None:

@@ -1,0 +1,279 @@
+"""People found on the executors (cluster.algorithm: distributed) on a Spark standalone cluster that
+this script starts and stops: a master and two workers on this machine.
+
+    .venv/bin/python benchmarks/distributed.py --sizes 500000 1000000 2000000 --faces-per-cell 250000 \\
+        --compare-knn 1000000
+
+For each size: synthetic 128-d faces (facecluster.measuring.synthetic, archive-like identity
+sizes, fitted to dlib's LFW distances) written as a faces and a photos table; `facecluster
+cluster` submitted to the standalone cluster with cluster.algorithm=distributed. Prints the wall
+time, the driver's peak memory (the Python driver and its JVM together, sampled every 0.2 s),
+each stage's run time, shuffle bytes and peak execution memory (from Spark's event log), the
+share of each face's 32 nearest faces (brute force on 1,000 sampled faces) found in its home
+cell, and pairwise precision / recall / F against the generator's truth. For the sizes given to
+--compare-knn the one-machine kNN algorithm runs too (local mode, on the driver) and the
+adjusted Rand index between the two, each face in no person counted as its own, is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from facecluster.measuring.synthetic import FaceSpace, generate  # noqa: E402
+
+DLIB_LIKE = FaceSpace(dimension=128, common=2.70, noise=0.227, noise_spread=0.2, common_spread=0.1)
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(log: Path, text: str, count: int = 1, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text(errors="replace").count(text) >= count:
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"{log} never said {text!r}")
+
+
+class Standalone:
+    """A master and two one-core workers on loopback, stopped on exit."""
+
+    def __init__(self, home: Path, worker_memory: str):
+        self.home, self.worker_memory, self.processes = home, worker_memory, []
+
+    def __enter__(self) -> str:
+        from pyspark.find_spark_home import _find_spark_home
+
+        env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": _find_spark_home()}
+        port = free_port()
+
+        def launch(name, *args):
+            log = self.home / f"{name}.log"
+            self.processes.append(subprocess.Popen([str(BIN / "spark-class"), *args], env=env, cwd=self.home,
+                                                   start_new_session=True, stdout=log.open("w"),
+                                                   stderr=subprocess.STDOUT))
+            return log
+
+        master = launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                        "--webui-port", str(free_port()))
+        wait_for(master, "I have been elected leader")
+        self.url = f"spark://127.0.0.1:{port}"
+        for i in (1, 2):
+            launch(f"worker{i}", "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1", "--cores",
+                   "1", "--memory", self.worker_memory, "--webui-port", str(free_port()),
+                   "--work-dir", str(self.home / f"work{i}"))
+        wait_for(master, "Registering worker", count=2)
+        return self.url
+
+    def __exit__(self, *exc):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def write_archive(out: Path, X: np.ndarray, parts: int = 16) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = np.char.add("face", np.char.zfill(np.arange(len(X)).astype(str), 9))
+    for name in ("faces", "photos"):
+        (out / name).mkdir(parents=True)
+    for part, rows in enumerate(np.array_split(np.arange(len(X)), parts)):
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(X[rows].ravel()), X.shape[1]).cast(pa.list_(pa.float32()))
+        pq.write_table(pa.table({"face_id": ids[rows], "photo_id": ids[rows],
+                                 "face_px": np.full(len(rows), 100.0, np.float32),
+                                 "det_score": np.ones(len(rows), np.float32), "embedding": embedding,
+                                 "model": np.full(len(rows), "dlib-resnet-v1")}), out / "faces" / f"part-{part}.parquet")
+        pq.write_table(pa.table({"photo_id": ids[rows], "albums": pa.array([["album"]] * len(rows))}),
+                       out / "photos" / f"part-{part}.parquet")
+    return ids
+
+
+def peak_memory(pid: int, stop: threading.Event, found: dict) -> None:
+    """The largest sum of resident memory of a process and its descendants, sampled."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while not stop.is_set():
+        try:
+            total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            found["peak"] = max(found.get("peak", 0), total)
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.2)
+
+
+def run_cluster(out: Path, master: str, settings: list[str], events: Path) -> dict:
+    command = [str(BIN / "facecluster"), "cluster", "--out", str(out), "--set", f"spark.master={master}",
+               "--set", "spark.conf.spark.eventLog.enabled=true", "--set", f"spark.conf.spark.eventLog.dir={events}",
+               "--set", "spark.conf.spark.eventLog.compress=false",
+               *settings]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stop, memory = threading.Event(), {}
+    sampler = threading.Thread(target=peak_memory, args=(process.pid, stop, memory), daemon=True)
+    sampler.start()
+    output = process.communicate()[0]
+    stop.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"facecluster cluster failed:\n{output[-4000:]}")
+    return {"seconds": time.perf_counter() - started, "driver_peak_mb": memory.get("peak", 0) / 2**20,
+            "output": output.strip().splitlines()[-1]}
+
+
+def stage_figures(events: Path) -> list[dict]:
+    """Per stage of the last application in the event log: name, run time summed over tasks,
+    shuffle bytes written and read, peak execution memory of its largest task."""
+    last = sorted(events.iterdir(), key=lambda p: p.stat().st_mtime)[-1]
+    files = sorted(last.iterdir()) if last.is_dir() else [last]  # Spark 4 writes a folder of rolled files
+    lines = [line for path in files if not path.name.startswith("appstatus") for line in path.read_text().splitlines()]
+    stages, step_of = [], {}
+    for line in lines:
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("Event") == "SparkListenerJobStart":
+            what = (event.get("Properties") or {}).get("spark.job.description") or "reading and writing tables"
+            step_of.update({stage: what.replace("facecluster cluster: ", "") for stage in event.get("Stage IDs", [])})
+        if event.get("Event") != "SparkListenerStageCompleted":
+            continue
+        info = event["Stage Info"]
+        values = {a["Name"]: a.get("Value", 0) for a in info.get("Accumulables", [])}
+        stages.append({"stage": info["Stage ID"], "name": step_of.get(info["Stage ID"], "?"),
+                       "tasks": info["Number of Tasks"],
+                       "run_s": float(values.get("internal.metrics.executorRunTime", 0)) / 1000,
+                       "shuffle_write_mb": float(values.get("internal.metrics.shuffle.write.bytesWritten", 0)) / 2**20,
+                       "shuffle_read_mb": (float(values.get("internal.metrics.shuffle.read.remoteBytesRead", 0))
+                                           + float(values.get("internal.metrics.shuffle.read.localBytesRead", 0))) / 2**20,
+                       "peak_execution_mb": float(values.get("internal.metrics.peakExecutionMemory", 0)) / 2**20})
+    return stages
+
+
+def home_cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 1000) -> float:
+    """Share of a sampled face's k nearest faces (brute force) stored in its home cell, with the
+    centres cell_centres would train (k-means on up to 200,000 faces)."""
+    import faiss
+
+    from facecluster.grouping.cells import CELL_COPIES, cells_for, nearest_cells, train_cells
+
+    rng = np.random.default_rng(0)
+    n_cells = cells_for(len(X), faces_per_cell)
+    if n_cells == 1:
+        return 1.0
+    centres = train_cells(X[rng.choice(len(X), min(len(X), 200_000), replace=False)], n_cells)
+    asked = rng.choice(len(X), queries, replace=False)
+    _, found = faiss.knn(X[asked], X, k + 1)
+    home = nearest_cells(X[asked], centres, 1)[:, 0]
+    stored = nearest_cells(X[found[:, 1:].ravel()], centres, CELL_COPIES).reshape(queries, k, -1)
+    return float((stored == home[:, None, None]).any(axis=2).mean())
+
+
+def scores(out: Path, ids: np.ndarray, truth: np.ndarray) -> tuple[dict, np.ndarray]:
+    import pandas as pd
+
+    from facecluster.measuring.metrics import pairwise_scores
+
+    found = pd.read_parquet(out / "assignments", columns=["face_id", "person_id"]).set_index("face_id")["person_id"]
+    labels = found.reindex(ids).to_numpy()
+    return pairwise_scores(truth.tolist(), labels), labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[500_000, 1_000_000, 2_000_000])
+    parser.add_argument("--faces-per-cell", type=int, default=250_000)
+    parser.add_argument("--compare-knn", nargs="*", type=int, default=[], help="sizes also clustered on the driver")
+    parser.add_argument("--worker-memory", default="8g")
+    args = parser.parse_args()
+    from sklearn.metrics import adjusted_rand_score
+
+    work = Path(tempfile.mkdtemp(prefix="distributed-", dir=ROOT / ".cache"))
+    try:
+        with Standalone(work, args.worker_memory) as master:
+            print(f"standalone cluster {master}: 2 workers x 1 core, {args.worker_memory} each; "
+                  f"{os.cpu_count()} cores on this machine", flush=True)
+            for size in args.sizes:
+                X, truth = generate(size, DLIB_LIKE, seed=7)
+                recall = home_cell_recall(X, args.faces_per_cell)
+                out = work / f"run{size}"
+                ids = write_archive(out, X)
+                del X
+                events = work / f"events{size}"
+                events.mkdir()
+                settings = ["--set", "cluster.algorithm=distributed", "--set", "cluster.mode=full",
+                            "--set", f"cluster.faces_per_cell={args.faces_per_cell}",
+                            "--set", "spark.conf.spark.executor.cores=1",
+                            "--set", f"spark.conf.spark.executor.memory={args.worker_memory}",
+                            "--set", "spark.conf.spark.sql.shuffle.partitions=32"]
+                done = run_cluster(out, master, settings, events)
+                found, labels = scores(out, ids, truth)
+                print(f"\n{size:,} faces, distributed, faces_per_cell {args.faces_per_cell:,}: "
+                      f"{done['seconds']:.0f} s, driver peak {done['driver_peak_mb']:.0f} MB, "
+                      f"home-cell recall@32 {recall:.3f}, pairwise P {found['precision']:.4f} "
+                      f"R {found['recall']:.4f} F {found['f']:.4f}\n  {done['output']}", flush=True)
+                stages = stage_figures(events)
+                total = {key: sum(s[key] for s in stages) for key in ("run_s", "shuffle_write_mb")}
+                steps: dict = {}
+                for stage in stages:  # in the order the steps first ran
+                    total_of = steps.setdefault(stage["name"], {"stages": 0, "run_s": 0.0, "shuffle_write_mb": 0.0,
+                                                                 "shuffle_read_mb": 0.0, "peak_execution_mb": 0.0})
+                    total_of["stages"] += 1
+                    for key in ("run_s", "shuffle_write_mb", "shuffle_read_mb"):
+                        total_of[key] += stage[key]
+                    total_of["peak_execution_mb"] = max(total_of["peak_execution_mb"], stage["peak_execution_mb"])
+                for name, figures in steps.items():
+                    print(f"  {name[:30]:<30} {figures['stages']:>3} stages {figures['run_s']:>8.1f} core-s  "
+                          f"shuffle write {figures['shuffle_write_mb']:>8.1f} MB read {figures['shuffle_read_mb']:>8.1f} MB"
+                          f"  peak execution {figures['peak_execution_mb']:>7.1f} MB")
+                print(f"  all stages: {total['run_s']:.0f} core-s, shuffle write {total['shuffle_write_mb']:.0f} MB",
+                      flush=True)
+                if size in args.compare_knn:
+                    driver = work / f"knn{size}"
+                    shutil.copytree(out, driver, ignore=shutil.ignore_patterns("assignments", "people", "_*"))
+                    knn = run_cluster(driver, "local[2]", ["--set", "cluster.algorithm=knn", "--set", "cluster.mode=full"],
+                                      events)
+                    knn_found, knn_labels = scores(driver, ids, truth)
+                    alone = -np.arange(len(ids)) - 2
+                    ari = adjusted_rand_score(np.where(knn_labels < 0, alone, knn_labels),
+                                              np.where(labels < 0, alone, labels))
+                    people = (len(np.unique(labels[labels >= 0])), len(np.unique(knn_labels[knn_labels >= 0])))
+                    print(f"  knn on the driver (local[2]): {knn['seconds']:.0f} s, driver peak "
+                          f"{knn['driver_peak_mb']:.0f} MB, pairwise P {knn_found['precision']:.4f} "
+                          f"R {knn_found['recall']:.4f} F {knn_found['f']:.4f}; ARI distributed vs knn {ari:.4f}, "
+                          f"people {people[0]:,} vs {people[1]:,} ({people[0] / people[1] - 1:+.2%})", flush=True)
+                    shutil.rmtree(driver)
+                shutil.rmtree(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
