@@ -3,6 +3,8 @@ this script starts and stops: a master and two workers on this machine.
 
     .venv/bin/python benchmarks/distributed.py --sizes 500000 1000000 2000000 --faces-per-cell 250000 \\
         --compare-knn 1000000
+    .venv/bin/python benchmarks/distributed.py --recall --sizes 60000 1000000 --runs OUT... \\
+        --faces-per-cell 2000 5000 250000
 
 For each size: synthetic 128-d faces (facecluster.measuring.synthetic, archive-like identity
 sizes, fitted to dlib's LFW distances) written as a faces and a photos table; `facecluster
@@ -13,6 +15,7 @@ share of each face's 32 nearest faces (brute force on 1,000 sampled faces) found
 cell, and pairwise precision / recall / F against the generator's truth. For the sizes given to
 --compare-knn the one-machine kNN algorithm runs too (local mode, on the driver) and the
 adjusted Rand index between the two, each face in no person counted as its own, is printed.
+With --recall, only the home-cell recall for each set and cell size (no Spark).
 """
 from __future__ import annotations
 
@@ -177,9 +180,11 @@ def stage_figures(events: Path) -> list[dict]:
     return stages
 
 
-def home_cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 1000) -> float:
+def home_cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 1000,
+                     within: float | None = None) -> float:
     """Share of a sampled face's k nearest faces (brute force) stored in its home cell, with the
-    centres cell_centres would train (k-means on up to 200,000 faces)."""
+    centres cell_centres would train (k-means on up to 200,000 faces); within: only the
+    neighbours this close (the ones the clustering's rules count)."""
     import faiss
 
     from facecluster.grouping.cells import CELL_COPIES, cells_for, nearest_cells, train_cells
@@ -189,11 +194,31 @@ def home_cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: i
     if n_cells == 1:
         return 1.0
     centres = train_cells(X[rng.choice(len(X), min(len(X), 200_000), replace=False)], n_cells)
-    asked = rng.choice(len(X), queries, replace=False)
-    _, found = faiss.knn(X[asked], X, k + 1)
+    asked = rng.choice(len(X), min(queries, len(X)), replace=False)
+    squared, found = faiss.knn(X[asked], X, k + 1)
     home = nearest_cells(X[asked], centres, 1)[:, 0]
-    stored = nearest_cells(X[found[:, 1:].ravel()], centres, CELL_COPIES).reshape(queries, k, -1)
-    return float((stored == home[:, None, None]).any(axis=2).mean())
+    stored = nearest_cells(X[found[:, 1:].ravel()], centres, CELL_COPIES).reshape(len(asked), k, -1)
+    hit = (stored == home[:, None, None]).any(axis=2)
+    counted = np.ones_like(hit) if within is None else np.sqrt(np.clip(squared[:, 1:], 0, None)) <= within
+    return float(hit[counted].mean())
+
+
+def recall_table(args) -> None:
+    """Home-cell recall on synthetic faces and on real runs' faces tables, for each cell size."""
+    import pandas as pd
+
+    from facecluster.recognition.thresholds import distances
+
+    sets = {f"synthetic {size:,}": generate(size, DLIB_LIKE, seed=7)[0] for size in args.sizes}
+    for root in args.runs:
+        faces = pd.read_parquet(Path(root) / "faces", columns=["embedding", "model"])
+        sets[f"{root} ({faces['model'].iloc[0]})"] = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
+    close = distances("dlib-resnet-v1").attach
+    for name, X in sets.items():
+        for faces_per_cell in args.faces_per_cell:
+            print(f"{name:<40} {len(X):>9,} faces, cells of {faces_per_cell:>7,}: home-cell recall@32 "
+                  f"{home_cell_recall(X, faces_per_cell):.3f}, of the neighbours within {close} "
+                  f"{home_cell_recall(X, faces_per_cell, within=close):.3f}", flush=True)
 
 
 def scores(out: Path, ids: np.ndarray, truth: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -209,10 +234,15 @@ def scores(out: Path, ids: np.ndarray, truth: np.ndarray) -> tuple[dict, np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[500_000, 1_000_000, 2_000_000])
-    parser.add_argument("--faces-per-cell", type=int, default=250_000)
+    parser.add_argument("--recall", action="store_true", help="only the home-cell recall table, no Spark")
+    parser.add_argument("--runs", nargs="*", default=[], help="output roots whose faces enter the recall table")
+    parser.add_argument("--faces-per-cell", type=int, nargs="+", default=[250_000])
     parser.add_argument("--compare-knn", nargs="*", type=int, default=[], help="sizes also clustered on the driver")
     parser.add_argument("--worker-memory", default="8g")
     args = parser.parse_args()
+    if args.recall:
+        return recall_table(args)
+    args.faces_per_cell = args.faces_per_cell[0]
     from sklearn.metrics import adjusted_rand_score
 
     work = Path(tempfile.mkdtemp(prefix="distributed-", dir=ROOT / ".cache"))

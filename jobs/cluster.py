@@ -1,7 +1,9 @@
 """cluster: `faces` -> `assignments` (face -> person) and `people` (one row per person).
 
-Runs HDBSCAN on the driver over the embeddings of one model; faces embedded by different
-models are refused. Reads the embeddings as Arrow straight into one float32 matrix.
+Up to cluster.distributed_from faces, HDBSCAN runs on the driver over the embeddings of one
+model, read as Arrow straight into one float32 matrix; above, or with cluster.algorithm
+distributed, people are found on the executors cell by cell (facecluster/grouping/cells.py) and
+the driver holds no faces. Faces embedded by different models are refused.
 
     spark-submit jobs/cluster.py --out OUT [--config conf/cluster.yaml]
 """
@@ -19,7 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from facecluster.core import tables
-from facecluster.core.catalogue import ASSIGNMENTS, LABELS_APPLIED, LABEL_LOG, PEOPLE
+from facecluster.core.catalogue import ASSIGNMENTS, FACES, LABELS_APPLIED, LABEL_LOG, PEOPLE
 from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
@@ -145,7 +147,7 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     if cluster_settings["algorithm"] == "distributed" or (
             cluster_settings["algorithm"] == "auto"
-            and chosen_algorithm(extract_faces(spark, out).count(), cluster_settings) == "distributed"):
+            and chosen_algorithm(spark.read.parquet(FACES.path(out)).count(), cluster_settings) == "distributed"):
         return cluster_on_executors(spark, out, cluster_settings, run_id)
     use_driver_cpus(spark)  # HDBSCAN runs here, on the driver
     previous = extract_previous_assignments(spark, out)

@@ -77,19 +77,24 @@ def test_people_split_by_cells_are_joined_back(spark, settings, tmp_path):
     assert f["distributed"] >= f["knn"] - 0.01, f
 
 
-def test_a_cell_too_large_is_cut_again(spark, tmp_path):
+def test_a_person_larger_than_a_cell_is_cut_into_cells_and_found_whole(spark, settings, tmp_path):
     """One person with most of the archive's faces (a head of state in a news archive) does not
-    leave one task with them: their cell is cut by centres trained on its own faces."""
+    leave one task with them: their cell is cut by centres trained on its own faces, each piece
+    (one person alone, all noise to HDBSCAN) is clustered as part of a larger archive, and the
+    pieces are joined back into one person."""
     from facecluster.grouping.cells import nearest_cells
     from facecluster.grouping.distributed import cell_centres, sample_faces
 
     sizes = np.r_[6000, archive_sizes(1500, seed=3).clip(max=20)]
-    X, _ = generate(0, DLIB_LIKE, sizes=sizes, seed=13)
-    write_run(tmp_path, X)
+    X, truth = generate(0, DLIB_LIKE, sizes=sizes, seed=13)
+    ids = write_run(tmp_path, X)
     faces = spark.read.parquet(str(tmp_path / "faces"))
     centres = cell_centres(faces, sample_faces(faces, len(X)), len(X), faces_per_cell=1500)
     home = np.bincount(nearest_cells(X, centres, 1)[:, 0])
     assert home.max() <= 2 * 1500 and len(centres) > 2 * len(X) // 1500
+    found = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="full", faces_per_cell=1500)
+    largest = found.reindex(ids[truth == 0])
+    assert (largest == largest.mode().iloc[0]).mean() >= 0.95 and largest.mode().iloc[0] >= 0
 
 
 def test_labels_and_an_added_album_on_the_executors(spark, settings, tmp_path):

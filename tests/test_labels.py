@@ -252,3 +252,24 @@ def test_a_log_saved_by_a_spreadsheet_reads_as_any_other(tmp_path):
     assert read_label_log(str(tmp_path))["action"].tolist() == ["name", "merge"]
     assert undo_last_label(str(tmp_path)).action == "merge"
     assert read_label_log(str(tmp_path))["name"].tolist() == ["Zoë"]
+
+
+def test_person_ids_match_as_many_faces_as_one_matching_over_all_people():
+    """ids_for_labels matches people group by group (people linked by shared faces): as many
+    faces kept under their old ids as one optimal matching over every pair of people."""
+    from scipy.optimize import linear_sum_assignment
+
+    from facecluster.curation.labels import ids_for_labels
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n_new, n_old, n_pairs = rng.integers(1, 30), rng.integers(1, 30), rng.integers(1, 60)
+        overlap = (pd.DataFrame({"new": rng.integers(0, n_new, n_pairs), "old": rng.integers(0, n_old, n_pairs) + 100,
+                                 "count": rng.integers(1, 9, n_pairs)})
+                   .groupby(["new", "old"], as_index=False)["count"].sum())
+        mapping = ids_for_labels(overlap, pd.Series(rng.integers(1, 50, n_new), index=np.arange(n_new)), 150)
+        matrix = overlap.pivot_table(index="new", columns="old", values="count", fill_value=0)
+        best = matrix.to_numpy()[linear_sum_assignment(matrix.to_numpy(), maximize=True)].sum()
+        kept = sum(matrix.loc[new, old] for new, old in mapping.items() if old < 150 and new in matrix.index)
+        assert kept == best
+        assert sorted(mapping) == list(range(n_new)) and len(set(mapping.values())) == n_new

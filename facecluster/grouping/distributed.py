@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from facecluster.core.catalogue import PEOPLE
 from facecluster.grouping import cells
-from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_model
+from facecluster.grouping.clustering import NOISE, PeopleClusterer
 
 SAMPLE_FACES = 200_000  # faces brought to the driver: cell centres, distances fitted to an unmeasured model
 REASONS_SCHEMA = "face_id string, left_out string, clarity double"
