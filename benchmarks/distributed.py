@@ -5,6 +5,8 @@ this script starts and stops: a master and two workers on this machine.
         --compare-knn 1000000
     .venv/bin/python benchmarks/distributed.py --recall --sizes 60000 1000000 --runs OUT... \\
         --faces-per-cell 2000 5000 250000
+    .venv/bin/python benchmarks/distributed.py --components --sizes 100000 --runs OUT...
+    .venv/bin/python benchmarks/distributed.py --compare --runs KEPT/celebs17 KEPT/lfwall --faces-per-cell 2000 5000
 
 For each size: synthetic 128-d faces (facecluster.measuring.synthetic, archive-like identity
 sizes, fitted to dlib's LFW distances) written as a faces and a photos table; `facecluster
@@ -15,7 +17,9 @@ share of each face's 32 nearest faces (brute force on 1,000 sampled faces) found
 cell, and pairwise precision / recall / F against the generator's truth. For the sizes given to
 --compare-knn the one-machine kNN algorithm runs too (local mode, on the driver) and the
 adjusted Rand index between the two, each face in no person counted as its own, is printed.
-With --recall, only the home-cell recall for each set and cell size (no Spark).
+With --recall, only the home-cell recall for each set and cell size; with --components, the
+largest piece of HDBSCAN's tree cut at a few distances (neither starts Spark); with --compare,
+kept real runs clustered by knn and by distributed in local mode, against each other and their labels.
 """
 from __future__ import annotations
 
@@ -231,10 +235,78 @@ def scores(out: Path, ids: np.ndarray, truth: np.ndarray) -> tuple[dict, np.ndar
     return pairwise_scores(truth.tolist(), labels), labels
 
 
+def component_table(args) -> None:
+    """The largest connected component of each set's faces when mutual-reachability edges (over
+    each face's 32 nearest, exact; min_samples 2) up to a distance are kept: how large the pieces
+    of HDBSCAN's tree are when it is cut there."""
+    import faiss
+    import pandas as pd
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    sets = {f"synthetic {size:,}": generate(size, DLIB_LIKE, seed=7)[0] for size in args.sizes}
+    for root in args.runs:
+        faces = pd.read_parquet(Path(root) / "faces", columns=["embedding"])
+        sets[str(root)] = np.stack(faces["embedding"].to_numpy()).astype(np.float32)
+    for name, X in sets.items():
+        squared, found = faiss.knn(X, X, 33)
+        distance = np.sqrt(np.clip(squared, 0, None))
+        core = distance[:, 2]
+        rows, cols = np.repeat(np.arange(len(X)), 32), found[:, 1:].ravel()
+        reach = np.maximum(distance[:, 1:].ravel(), np.maximum(core[rows], core[cols]))
+        for cut in (0.35, 0.38, 0.41):
+            kept = reach <= cut
+            graph = coo_matrix((np.ones(kept.sum()), (rows[kept], cols[kept])), shape=(len(X), len(X)))
+            _, component = connected_components(graph, directed=False)
+            print(f"{name:<40} {len(X):>9,} faces, mutual reachability <= {cut}: largest component "
+                  f"{np.bincount(component).max():,} faces", flush=True)
+
+
+def compare_runs(args) -> None:
+    """A real set's kept run (benchmarks/real_photos.py --keep DIR: DIR/SET/out and
+    DIR/SET/labels.csv) clustered by `knn` and by `distributed` at each cell size, in local mode:
+    ARI between them, people, and the set's scores."""
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from real_photos import score
+
+    for kept in args.runs:
+        kept = Path(kept)
+        labels = pd.read_csv(kept / "labels.csv")
+        work = Path(tempfile.mkdtemp(prefix="compare-", dir=ROOT / ".cache"))
+        try:
+            found = {}
+            for algorithm, faces_per_cell in [("knn", None)] + [("distributed", c) for c in args.faces_per_cell]:
+                out = work / f"{algorithm}{faces_per_cell or ''}"
+                for table in ("faces", "photos", "photo_status"):
+                    shutil.copytree(kept / "out" / table, out / table)
+                settings = ["--set", f"cluster.algorithm={algorithm}", "--set", "cluster.mode=full"]
+                if faces_per_cell:
+                    settings += ["--set", f"cluster.faces_per_cell={faces_per_cell}"]
+                run_cluster(out, "local[2]", settings, work)
+                assignments = pd.read_parquet(out / "assignments").set_index("face_id")
+                found[out.name] = assignments.loc[assignments["clustered"], "person_id"].sort_index()
+                report = score(out, labels, kept.name)
+                pairwise = report["pairwise"]
+                alone = -np.arange(len(found["knn"])) - 2
+                one, other = found["knn"].to_numpy(), found[out.name].reindex(found["knn"].index).to_numpy()
+                ari = adjusted_rand_score(np.where(one < 0, alone, one), np.where(other < 0, alone, other))
+                print(f"{kept.name:<12} {out.name:<20} ARI vs knn {ari:.4f}, people {found[out.name].max() + 1:,}"
+                      f" ({len(np.unique(other[other >= 0])):,} distinct), pairwise P {pairwise['precision']:.4f} "
+                      f"R {pairwise['recall']:.4f} F {pairwise['f']:.4f}, mixed people {report['mixed_people']}",
+                      flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[500_000, 1_000_000, 2_000_000])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[500_000, 1_000_000, 2_000_000])
     parser.add_argument("--recall", action="store_true", help="only the home-cell recall table, no Spark")
+    parser.add_argument("--components", action="store_true", help="only the largest components of a cut tree")
+    parser.add_argument("--compare", action="store_true", help="kept real runs (--runs): knn against distributed")
     parser.add_argument("--runs", nargs="*", default=[], help="output roots whose faces enter the recall table")
     parser.add_argument("--faces-per-cell", type=int, nargs="+", default=[250_000])
     parser.add_argument("--compare-knn", nargs="*", type=int, default=[], help="sizes also clustered on the driver")
@@ -242,6 +314,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.recall:
         return recall_table(args)
+    if args.components:
+        return component_table(args)
+    if args.compare:
+        return compare_runs(args)
     args.faces_per_cell = args.faces_per_cell[0]
     from sklearn.metrics import adjusted_rand_score
 
