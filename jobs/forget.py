@@ -63,7 +63,7 @@ def label_lines_about(spark: SparkSession, out: str, person: int | None, face_id
     those naming one of the faces; for a person, also every label that put one of their faces in
     a group (their name, merges, the rest of them confirmed when a face was moved out), and the
     lines not applied yet that name their person id."""
-    from facecluster.curation.labels import check_labels, parse_label_log
+    from facecluster.curation.labels import check_labels, faces_of_line, parse_label_log
 
     lines, applied_up_to = set(), -1
     applied_path = LABELS_APPLIED.path(out)
@@ -76,11 +76,30 @@ def label_lines_about(spark: SparkSession, out: str, person: int | None, face_id
     text = tables.read_text(spark, table_path(out, LABEL_LOG))
     if text is not None:
         log = check_labels(parse_label_log(text))
-        lines |= set(log.index[log["face_id"].isin(face_ids)])
+        gone = set(face_ids)
+        lines |= {i for i, faces in log["face_id"].map(faces_of_line).items() if faces and set(faces) <= gone}
         if person is not None:
             named = (log["person_id"] == person) | (log["other_person_id"] == person)
             lines |= set(log.index[named.fillna(False) & (log.index > applied_up_to)])
     return sorted(int(line) for line in lines)
+
+
+def label_faces_kept(spark: SparkSession, out: str, face_ids: list, blanked: list[int]) -> dict[int, str]:
+    """Lines of labels.csv that name forgotten faces beside faces that stay (one action on many
+    faces), and are not blanked whole: line -> the faces that stay. Those lines lose the forgotten
+    faces only, so forgetting one photo does not take back what was done to the others."""
+    from facecluster.curation.labels import check_labels, faces_of_line, parse_label_log
+
+    text = tables.read_text(spark, table_path(out, LABEL_LOG))
+    if text is None:
+        return {}
+    gone, blanked = set(face_ids), set(blanked)
+    kept = {}
+    for line, faces in check_labels(parse_label_log(text))["face_id"].map(faces_of_line).items():
+        staying = [f for f in faces if f not in gone]
+        if line not in blanked and len(staying) < len(faces):
+            kept[int(line)] = " ".join(staying)
+    return kept
 
 
 def forget(spark: SparkSession, out: str, person: int | None = None, photo: str | None = None) -> dict:
@@ -92,7 +111,9 @@ def forget(spark: SparkSession, out: str, person: int | None = None, photo: str 
         if finished_before:  # the interrupted forget was this one, run again
             return {"photos": 0, "faces": 0, "tables": [], "finished_interrupted": True}
         raise
-    work = forgetting.start(spark, out, photo_ids, face_ids, label_lines_about(spark, out, person, face_ids))
+    blanked = label_lines_about(spark, out, person, face_ids)
+    work = forgetting.start(spark, out, photo_ids, face_ids, blanked,
+                            label_faces_kept(spark, out, face_ids, blanked))
     rewritten = forgetting.finish(spark, out, work)
     return {"photos": len(photo_ids), "faces": len(face_ids), "tables": rewritten,
             "finished_interrupted": finished_before}

@@ -28,6 +28,7 @@ import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from facecluster.core import tables
 from facecluster.core.catalogue import PHOTOS, PHOTO_FILES
@@ -38,6 +39,7 @@ from facecluster.core.job_arguments import job_parser
 from facecluster.core.runtime import parse_job_arguments, table_path, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
+from facecluster.udfs.taken import HEAD_BYTES, exif_taken_at
 
 FILES = PHOTO_FILES.name
 
@@ -236,15 +238,39 @@ def photos_table(files: DataFrame) -> DataFrame:
         .withColumn("album", F.coalesce(F.col("album"), F.lit(""))) \
         .withColumn("path", F.coalesce(F.col("path"), F.col("photo_id")))
     first = F.min(F.struct("path", "album"))
-    return (keyed.groupBy("photo_id")
-            .agg(first.alias("first"),
-                 F.sort_array(F.collect_set("album")).alias("albums"),
-                 F.sort_array(F.collect_set("path")).alias("paths"),
-                 F.first("content", ignorenulls=True).alias("content"))
+    # The file time only stands in where EXIF has no date: the oldest copy's, as copying resets it.
+    modified = F.unix_timestamp(F.col("modified")) if "modified" in files.columns else F.lit(None).cast("long")
+    photos = (keyed.groupBy("photo_id")
+              .agg(first.alias("first"),
+                   F.sort_array(F.collect_set("album")).alias("albums"),
+                   F.sort_array(F.collect_set("path")).alias("paths"),
+                   F.first("content", ignorenulls=True).alias("content"),
+                   F.min(modified).alias("file_time")))
+    taken = taken_at(F.substring("content", 1, HEAD_BYTES), F.col("file_time"))
+    return (photos.withColumn("taken", taken)
             .select("photo_id", F.col("first.album").alias("album"), F.col("first.path").alias("path"),
                     "albums", "paths", "content",
                     F.length("content").cast("long").alias("n_bytes"),
-                    F.current_timestamp().alias("ingested_at")))
+                    F.current_timestamp().alias("ingested_at"),
+                    "taken.taken_at", "taken.taken_at_offset", "taken.taken_at_source"))
+
+
+@F.pandas_udf(T.StructType([T.StructField("taken_at", T.TimestampNTZType()), T.StructField("taken_at_offset", T.StringType()),
+                             T.StructField("taken_at_source", T.StringType())]))
+def taken_at(heads: pd.Series, file_times: pd.Series) -> pd.DataFrame:
+    """When each photo was taken: EXIF's DateTimeOriginal (source 'exif', the camera's clock, with
+    its offset where written), else the file's modification time (source 'file', in UTC), else
+    nothing (a Parquet source has no file times)."""
+    rows = []
+    for head, file_time in zip(heads, file_times):
+        taken, offset = exif_taken_at(head)
+        if taken is not None:
+            rows.append((taken, offset, "exif"))
+        elif file_time is not None and not pd.isna(file_time):
+            rows.append((datetime.fromtimestamp(int(file_time), tz=timezone.utc).replace(tzinfo=None), "+00:00", "file"))
+        else:
+            rows.append((None, None, None))
+    return pd.DataFrame(rows, columns=["taken_at", "taken_at_offset", "taken_at_source"])
 
 
 def known_files(listed: DataFrame, previous: DataFrame) -> DataFrame:

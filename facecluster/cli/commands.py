@@ -348,12 +348,13 @@ def label_arguments(parser: argparse.ArgumentParser) -> None:
     merge = actions.add_parser("merge", help="OTHER is the same person as PERSON")
     merge.add_argument("person_id", type=int)
     merge.add_argument("other_person_id", type=int)
-    move = actions.add_parser("move-out", help="this face is not of the person it is in")
-    move.add_argument("face_id")
-    not_face = actions.add_parser("not-a-face", help="a false detection: never cluster it")
-    not_face.add_argument("face_id")
-    assign = actions.add_parser("assign", help="this face is PERSON (or, without --person, a new person)")
-    assign.add_argument("face_id")
+    several = "one or more face ids: one action, one line of the log, one undo"
+    move = actions.add_parser("move-out", help="these faces are not of the person they are in")
+    move.add_argument("face_id", nargs="+", help=several)
+    not_face = actions.add_parser("not-a-face", help="false detections: never cluster them")
+    not_face.add_argument("face_id", nargs="+", help=several)
+    assign = actions.add_parser("assign", help="these faces are PERSON (or, without --person, a new person)")
+    assign.add_argument("face_id", nargs="+", help=several)
     assign.add_argument("--person", dest="person_id", type=int, help="the person it is (default: a new person)")
     assign.add_argument("--name", help="the new person's name")
     hide = actions.add_parser("hide", help="keep this person but never show or export them")
@@ -364,6 +365,8 @@ def label(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from facecluster.curation.labels import add_label
 
     fields = {k: getattr(args, k) for k in ("person_id", "other_person_id", "face_id", "name") if hasattr(args, k)}
+    if isinstance(fields.get("face_id"), list):
+        fields["face_id"] = " ".join(fields["face_id"])
     from facecluster.core.lock import output_lock
 
     try:

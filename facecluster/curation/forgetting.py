@@ -124,13 +124,15 @@ def results_without(parts: DataFrame, forgotten: Forgotten, photos: list[str], f
     return parts
 
 
-def start(spark: SparkSession, out: str, photo_ids: list[str], face_ids: list[str], label_rows: list[int]) -> dict:
+def start(spark: SparkSession, out: str, photo_ids: list[str], face_ids: list[str], label_rows: list[int],
+          label_faces_kept: dict[int, str] | None = None) -> dict:
     """Record a forget before any table changes (OUT/_forget_pending.json: digests and label lines);
     finish() carries it out, the digests into `forgotten` first."""
     forgotten = Forgotten.read(spark, out, create_key=True)
     pending = {"photos": sorted({forgotten.digest(p) for p in photo_ids}),
                "faces": sorted({forgotten.digest(f) for f in face_ids}),
-               "label_rows": sorted(set(int(r) for r in label_rows))}
+               "label_rows": sorted(set(int(r) for r in label_rows)),
+               "label_faces_kept": {str(line): faces for line, faces in (label_faces_kept or {}).items()}}
     tables.write_text(spark, table_path(out, PENDING), json.dumps(pending))
     return pending
 
@@ -178,10 +180,11 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
         recompute_people(spark, out)
     log = table_path(out, LABEL_LOG)
     text = tables.read_text(spark, log)
-    if text is not None and label_rows:
+    faces_kept = {int(line): kept for line, kept in work.get("label_faces_kept", {}).items()}
+    if text is not None and (label_rows or faces_kept):
         from facecluster.curation.labels import blank_label_lines
 
-        tables.write_text(spark, log, blank_label_lines(text, label_rows))
+        tables.write_text(spark, log, blank_label_lines(text, label_rows, faces_kept))
     for leftover in ("report", "_staging"):  # a gallery page and half-written tables may hold them
         tables.delete(spark, table_path(out, leftover))
     forget_copies(out)

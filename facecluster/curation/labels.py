@@ -10,6 +10,7 @@ Users write `OUT/labels.csv` (by hand, in the notebook with `add_label`, or with
     not_a_face,,,<face_id>,            a false detection: never cluster it
     assign,3,,<face_id>,               this face is person 3 (taken from where it was)
     assign,,,<face_id>,Bob             this face is a person of its own (named, or not)
+    not_a_face,,,<id> <id> <id>,       one action on several faces: their ids, space-separated
     hide,3,,,                          person 3 is kept but never shown or exported
 
 The next `cluster` run snapshots each new line against the assignments it was written for (the
@@ -45,6 +46,14 @@ class LabelError(UserError, ValueError):
 
 
 MAX_NAME = 200  # characters: a person's name, not a document (and far below the CSV reader's field limit)
+
+
+def faces_of_line(field) -> list[str]:
+    """The faces a line names: one face id, or several separated by spaces (one action on many
+    faces, from the review page's selection, is one line, so that one undo takes it back)."""
+    if field is None or (isinstance(field, float) and np.isnan(field)):
+        return []
+    return list(dict.fromkeys(str(field).split()))
 
 
 def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFrame:
@@ -103,22 +112,29 @@ def snapshot(labels: pd.DataFrame, first_row: int, assignments: pd.DataFrame) ->
             faces = person_faces(label.person_id, index) + person_faces(label.other_person_id, index)
             rows += [(index, f, "member", group, None) for f in faces]
         elif label.action in ("move_out", "assign"):
-            person = person_of.get(label.face_id)
-            if person is None:
-                raise LabelError(f"labels.csv:{index + 2}: no face {label.face_id} in the run")
+            faces = faces_of_line(label.face_id)
             target = label.person_id
-            stays = label.action == "assign" and not pd.isna(target) and int(target) == person
-            if person != NOISE and not stays:  # the rest of that person is confirmed without it
-                rows += [(index, f, "member", f"{group}out", None) for f in faces_of[person] if f != label.face_id]
-                rows.append((index, label.face_id, "not_member", f"{group}out", None))
+            by_person: dict[int, list[str]] = {}
+            for face in faces:
+                person = person_of.get(face)
+                if person is None:
+                    raise LabelError(f"labels.csv:{index + 2}: no face {face} in the run")
+                stays = label.action == "assign" and not pd.isna(target) and int(target) == person
+                if person != NOISE and not stays:
+                    by_person.setdefault(int(person), []).append(face)
+            for person, leaving in by_person.items():  # the rest of each person is confirmed without them
+                rest = f"{group}out" if len(by_person) == 1 else f"{group}out{person}"
+                gone = set(leaving)
+                rows += [(index, f, "member", rest, None) for f in faces_of[person] if f not in gone]
+                rows += [(index, f, "not_member", rest, None) for f in leaving]
             if label.action == "assign":
                 name = None if pd.isna(label["name"]) else str(label["name"])
-                faces = person_faces(target, index) if not pd.isna(target) else []
-                rows += [(index, f, "member", group, name) for f in dict.fromkeys([*faces, label.face_id])]
+                joined = person_faces(target, index) if not pd.isna(target) else []
+                rows += [(index, f, "member", group, name) for f in dict.fromkeys([*joined, *faces])]
         elif label.action == "hide":
             rows += [(index, f, "hidden", group, None) for f in person_faces(label.person_id, index)]
         elif label.action == "not_a_face":
-            rows.append((index, label.face_id, "not_face", None, None))
+            rows += [(index, f, "not_face", None, None) for f in faces_of_line(label.face_id)]
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
 
 
@@ -316,12 +332,21 @@ def parse_label_log(text: str, source: str = "labels.csv") -> pd.DataFrame:
                         ).replace("", None)
 
 
-def blank_label_lines(text: str, lines: set[int]) -> str:
+def blank_label_lines(text: str, lines: set[int], faces_kept: dict[int, str] | None = None) -> str:
     """The label log with the given lines (0 = the first after the header) replaced by
     'forgotten' lines, every other field emptied: the log keeps its length, so the lines already
-    applied keep their numbers, and every field a user added stays with the other lines."""
+    applied keep their numbers, and every field a user added stays with the other lines.
+    faces_kept: line -> the face ids it keeps (a line on many faces that loses some of them)."""
     rows = _log_rows(text)
     header, body = rows[0], rows[1:]
+    face_column = header.index("face_id") if "face_id" in header else None
+    for line, kept in (faces_kept or {}).items():
+        if line < len(body) and line not in lines and face_column is not None:
+            if kept:
+                body[line] = (body[line] + [""] * len(header))[:max(len(header), len(body[line]))]
+                body[line][face_column] = kept
+            else:
+                lines = {*lines, line}
     for line in lines:
         if line < len(body):
             body[line] = ["forgotten"] + [""] * (max(len(header), len(body[line])) - 1)
@@ -344,8 +369,10 @@ def check_against_run(row: pd.Series, assignments: pd.DataFrame | None, out: str
                                  f"{max(people) if people else -1}; see `facecluster people --out {out}`)")
         if row["action"] == "merge" and int(row["person_id"]) == int(row["other_person_id"]):
             raise LabelError(f"merge: person {int(row['person_id'])} with itself")
-    if row["action"] in ("move_out", "not_a_face", "assign") and row["face_id"] not in set(assignments["face_id"]):
-        raise LabelError(f"no face {row['face_id']} in {out} (face ids look like <photo_id>:<n>; "
+    named = faces_of_line(row["face_id"]) if row["action"] in ("move_out", "not_a_face", "assign") else []
+    missing = list(pd.Index(named).difference(assignments["face_id"], sort=False)) if named else []
+    if missing:
+        raise LabelError(f"no face {missing[0]} in {out} (face ids look like <photo_id>:<n>; "
                          f"the report and the notebook show them)")
 
 

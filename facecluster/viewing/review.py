@@ -158,7 +158,7 @@ class ReviewState:
 
     def refresh(self) -> None:
         """Lay the pending label lines over the run again (after an action or an undo)."""
-        from facecluster.curation.labels import applied_lines, read_label_log
+        from facecluster.curation.labels import applied_lines, faces_of_line, read_label_log
 
         local = self.local_out
         log = read_label_log(local) if local else pd.DataFrame()
@@ -178,21 +178,20 @@ class ReviewState:
             elif line.action == "hide":
                 hidden.add(int(line.person_id))
             elif line.action in ("move_out", "not_a_face", "assign"):
-                row = row_of.get_indexer([line.face_id])[0]
-                if row < 0:
-                    continue
+                rows = row_of.get_indexer(faces_of_line(line.face_id))
+                rows = rows[rows >= 0]
                 if line.action == "move_out":
-                    person[row] = NOISE
+                    person[rows] = NOISE
                 elif line.action == "not_a_face":
-                    person[row] = NOT_A_FACE
-                elif pd.isna(line.person_id):
-                    person[row] = next_new
+                    person[rows] = NOT_A_FACE
+                elif pd.isna(line.person_id):  # one new person holding every face of the line
+                    person[rows] = next_new
                     new_people.add(next_new)
                     if isinstance(line.name, str) and line.name:
                         names[next_new] = line.name
                     next_new += 1
                 else:
-                    person[row] = int(line.person_id)
+                    person[rows] = int(line.person_id)
         for gone in hidden:
             person[person == gone] = NOT_A_FACE
         self.person_of, self.names, self.new_people = person, names, new_people
