@@ -26,12 +26,25 @@ def main(out: str, to: str) -> None:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     try:
+        import pandas as pd
+
         driver.get(address)
-        pages = {"review_people.png": None, "review_person.png": "a.person-link", "review_not_grouped.png": "#nav-not-grouped"}
+        base = address.split("?")[0].rstrip("/")
+        faces = pd.read_parquet(Path(out) / "faces", columns=["photo_id"])
+        crowded = faces["photo_id"].value_counts().index[0]  # the photo with most faces
+        pages = {"review_people.png": None, "review_person.png": "a.person-link", "review_not_grouped.png": "#nav-not-grouped",
+                 "review_photo.png": f"{base}/photo/{crowded}", "review_selection.png": "#nav-not-grouped"}
         for name, click in pages.items():
-            if click:
+            if click and click.startswith("http"):
+                driver.get(click)
+            elif click:
                 driver.find_element("css selector", click).click()
             time.sleep(1.5)  # the thumbnails in view
+            if name == "review_selection.png":  # three faces picked: a click, then a shift-click two on
+                cards = driver.find_elements("css selector", "#faces .face-card > img.face")
+                cards[0].click()
+                from selenium.webdriver.common.action_chains import ActionChains
+                ActionChains(driver).key_down("\ue008").click(cards[2]).key_up("\ue008").perform()
             driver.save_screenshot(str(target / name))
             print(target / name)
             driver.find_element("id", "nav-people").click()

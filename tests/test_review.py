@@ -348,3 +348,107 @@ def test_a_merge_is_offered_unasked_only_within_the_suggestion_distance(in_proce
         assert (float(distance) <= limit) == (words == "perhaps the same person")
     merges = html.count("data-action='merge'")
     assert merges == sum(words == "perhaps the same person" for _, words in nearest)
+
+
+def selected_count(driver) -> int:
+    return int(driver.find_element("css selector", "#selection .count").text)
+
+
+@needs_browser
+def test_many_faces_at_once_by_clicks_and_keys_then_cluster_obeys(served, browser):
+    """Select faces (a click, a shift-click range, the keyboard, select all), act on them in one
+    action: one line of the label log each, one undo taking the whole action back; then
+    `facecluster cluster` and the tables checked."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    out, address = served
+    before = person_of(out)
+    sizes = before[before >= 0].value_counts()
+    assert sizes.iloc[0] >= 3 and (before == -1).sum() >= 2, "the sample run has a person of 3+ faces and 2+ not grouped"
+    first, second = (int(p) for p in sizes.index[:2])
+    browser.get(address)
+    wait_for(lambda: browser.execute_script("return document.readyState") == "complete")
+
+    # A click, then a shift-click two faces on: three selected, moved out in one action.
+    open_person(browser, first)
+    faces = browser.find_elements("css selector", "#faces .face-card > img.face")
+    faces[0].click()
+    ActionChains(browser).key_down(Keys.SHIFT).click(faces[2]).key_up(Keys.SHIFT).perform()
+    assert selected_count(browser) == 3
+    moved = [c.get_attribute("data-face-id") for c in browser.find_elements("css selector", "#faces .face-card.selected")]
+    with next_page(browser):
+        browser.find_element("id", "batch-move-out").click()
+    assert not set(moved) & set(faces_on_page(browser))
+    log = labels(out)
+    assert len(log) == 1 and log["action"].iloc[0] == "move_out" and set(log["face_id"].iloc[0].split()) == set(moved)
+
+    # The keyboard: u takes the whole action back.
+    with next_page(browser):
+        browser.find_element("tag name", "body").send_keys("u")
+    assert set(moved) <= set(faces_on_page(browser)) and len(labels(out)) == 0
+
+    # j, x, j, x selects two faces; m moves both out.
+    body = browser.find_element("tag name", "body")
+    body.send_keys("j", "x", "j", "x")
+    assert selected_count(browser) == 2
+    moved = [c.get_attribute("data-face-id") for c in browser.find_elements("css selector", "#faces .face-card.selected")]
+    with next_page(browser):
+        browser.find_element("tag name", "body").send_keys("m")
+    assert not set(moved) & set(faces_on_page(browser))
+
+    # Every face not grouped: a selects all on the page, one assign to the second person.
+    with next_page(browser):
+        browser.find_element("id", "nav-not-grouped").click()
+    browser.find_element("tag name", "body").send_keys("a")
+    assigned = [c.get_attribute("data-face-id") for c in browser.find_elements("css selector", "#faces .face-card.selected")]
+    assert len(assigned) == len(browser.find_elements("css selector", "#faces .face-card")) >= 2
+    browser.find_element("css selector", "#batch-assign input[name=person_id]").send_keys(str(second))
+    with next_page(browser):
+        browser.find_element("css selector", "#batch-assign button").click()
+    log = labels(out)
+    assert list(log["action"]) == ["move_out", "assign"], "one line per action"
+    assert set(log["face_id"].iloc[1].split()) == set(assigned)
+
+    assert facecluster("cluster", "--out", out, "--set", "spark.master=local[2]") == 0
+    after = person_of(out)
+    first_now = after[list(set(before.index[before == first]) - set(moved))].mode()[0]
+    assert all(after[f] != first_now for f in moved), "the faces moved out are not put back"
+    second_now = after[next(iter(set(before.index[before == second])))]
+    assert all(after[f] == second_now for f in assigned), "every face of the one assign is the second person"
+
+
+@needs_browser
+def test_a_face_in_its_photo_with_every_face_boxed_and_the_date(served, browser):
+    """From a person's face to its whole photo: a box per face with its person, the album, the file
+    and the date read from the photo's EXIF; a box leads to its person."""
+    out, address = served
+    faces = pd.read_parquet(out / "faces", columns=["face_id", "photo_id"])
+    photos = pd.read_parquet(out / "photos", columns=["photo_id", "path", "taken_at", "taken_at_source"])
+    dated = photos[photos["path"].str.endswith("2023_holiday/img14.jpg")].iloc[0]
+    assert dated["taken_at_source"] == "exif" and str(dated["taken_at"]) == "2016-08-05 12:00:45", "EXIF DateTimeOriginal"
+    assert (photos.loc[photos["taken_at_source"] != "exif", "taken_at_source"] == "file").all()
+    person = person_of(out)
+    face = faces[faces["photo_id"] == dated["photo_id"]]["face_id"].iloc[0]
+    browser.get(address)
+    wait_for(lambda: browser.execute_script("return document.readyState") == "complete")
+    if person[face] >= 0:
+        open_person(browser, int(person[face]))
+    else:
+        with next_page(browser):
+            browser.find_element("id", "nav-not-grouped").click()
+    card = browser.find_element("css selector", f"#faces .face-card[data-face-id='{face}']")
+    with next_page(browser):
+        card.find_element("css selector", "a.in-photo").click()
+    assert browser.find_element("id", "photo-title").text == "img14.jpg"
+    assert "taken 2016-08-05 12:00" in browser.find_element("id", "photo-when").text
+    assert "2023_holiday" in browser.find_element("id", "photo-facts").text
+    boxes = browser.find_elements("css selector", "#photo a.box")
+    assert len(boxes) == int((faces["photo_id"] == dated["photo_id"]).sum())
+    wait_for(lambda: browser.execute_script("const i = document.querySelector('#photo img');"
+                                            "return i.complete && i.naturalWidth > 0"))
+    grouped = [b for b in boxes if person[b.get_attribute("data-face-id")] >= 0]
+    if grouped:
+        with next_page(browser):
+            grouped[0].click()
+        assert browser.find_element("id", "person-title")

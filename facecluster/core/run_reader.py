@@ -60,7 +60,8 @@ def table_columns(out: str | Path, table: Table) -> list[str]:
 
 
 # Columns added after runs were written: (table, column) -> the value an older run means.
-ADDED_COLUMNS = {("people", "hidden"): False, ("photo_files", "root"): None}
+ADDED_COLUMNS = {("people", "hidden"): False, ("photo_files", "root"): None, ("photos", "taken_at"): None,
+                 ("photos", "taken_at_offset"): None, ("photos", "taken_at_source"): None}
 
 
 def read_table(out: str | Path, table: Table, columns: list[str]) -> pd.DataFrame:

@@ -48,7 +48,7 @@ class FaceStore:
         key = _fingerprint(out, FACES)
         run_folder = run_cache_folder(out, cache)
         self.folder = run_folder / key
-        if not (self.folder / "done").exists():
+        if not (self.folder / "done").exists() or not (self.folder / "boxes.npy").exists():
             self._build(out, run_folder)
         faces = pd.read_parquet(self.folder / "faces.parquet")
         self.face_ids = faces["face_id"].to_numpy()
@@ -57,6 +57,8 @@ class FaceStore:
         self.row_of = pd.Index(self.face_ids)
         self.offsets = np.load(self.folder / "offsets.npy")
         self.embeddings = np.load(self.folder / "embeddings.npy", mmap_mode="r")
+        self.boxes = np.load(self.folder / "boxes.npy")  # x1, y1, x2, y2 in the upright photo's pixels
+        self._by_photo = None
         self._thumbs = os.open(self.folder / "thumbs.bin", os.O_RDONLY)
 
     def _build(self, out: str, run_folder: Path) -> None:
@@ -79,9 +81,10 @@ class FaceStore:
         dimension = len(first.column("embedding")[0]) if first is not None and first.num_rows else 0
         vectors = np.lib.format.open_memmap(building / "embeddings.npy", mode="w+", dtype=np.float32,
                                             shape=(count, dimension))
+        boxes = np.lib.format.open_memmap(building / "boxes.npy", mode="w+", dtype=np.float32, shape=(count, 4))
         offsets, metadata, done = [0], [], 0
         with open(building / "thumbs.bin", "wb") as thumbs:
-            for batch in dataset.to_batches(columns=["face_id", "photo_id", "album", "thumb", "embedding"],
+            for batch in dataset.to_batches(columns=["face_id", "photo_id", "album", "thumb", "embedding", "box"],
                                             batch_size=16384, batch_readahead=2, fragment_readahead=1):
                 if not batch.num_rows:
                     continue
@@ -90,15 +93,27 @@ class FaceStore:
                 offsets.extend((offsets[-1] + np.cumsum([len(t) for t in data])).tolist())
                 flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
                 vectors[done:done + batch.num_rows] = flat.reshape(batch.num_rows, dimension)
+                boxes[done:done + batch.num_rows] = batch.column("box").flatten().to_numpy(
+                    zero_copy_only=False).reshape(batch.num_rows, 4)
                 done += batch.num_rows
                 metadata.append(pa.Table.from_batches([batch.select(["face_id", "photo_id", "album"])]))
         vectors.flush()
-        del vectors
+        boxes.flush()
+        del vectors, boxes
         np.save(building / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         table = pa.concat_tables(metadata) if metadata else pa.table({"face_id": [], "photo_id": [], "album": []})
         pq.write_table(table, building / "faces.parquet")
         (building / "done").write_text("")
         building.rename(self.folder)
+
+    def rows_of_photo(self, photo_id: str) -> np.ndarray:
+        """The face rows of one photo (a sort of the photo ids once, then a binary search)."""
+        if self._by_photo is None:
+            order = np.argsort(self.photo_ids, kind="stable")
+            self._by_photo = (order, self.photo_ids[order])
+        order, ordered = self._by_photo
+        start, end = np.searchsorted(ordered, photo_id, "left"), np.searchsorted(ordered, photo_id, "right")
+        return order[start:end]
 
     def thumb(self, row: int) -> bytes:
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
@@ -121,6 +136,28 @@ class PersonView:
         if self.name:
             return self.name
         return "new person" if self.new else f"person {self.person_id}"
+
+
+@dataclass
+class PhotoView:
+    photo_id: str
+    album: str
+    albums: list[str]
+    path: str
+    taken_at: pd.Timestamp | None
+    taken_at_source: str | None  # exif, or file: the file's time, not when the photo was taken
+    taken_at_offset: str | None
+    width: int
+    height: int
+    rows: np.ndarray  # its faces' rows
+
+    @property
+    def when(self) -> str:
+        if self.taken_at is None:
+            return "no date"
+        if self.taken_at_source == "exif":
+            return f"taken {self.taken_at:%Y-%m-%d %H:%M}" + (f" ({self.taken_at_offset})" if self.taken_at_offset else "")
+        return f"no date in the photo; file written {self.taken_at:%Y-%m-%d}"
 
 
 class ReviewState:
@@ -149,6 +186,7 @@ class ReviewState:
                           else np.zeros((0, store.embeddings.shape[1] if store.embeddings.ndim == 2 else 0), np.float32))
         self.pending = pd.DataFrame()
         self._albums = None
+        self._details = None
         self._suggest = None
         self.refresh()
 
@@ -279,6 +317,73 @@ class ReviewState:
             self._suggest = distances(models[0], np.asarray(self.store.embeddings), self.store.photo_ids).suggest_merge \
                 if models else 0.0
         return self._suggest
+
+    def photo(self, photo_id: str) -> "PhotoView | None":
+        details = self.photo_details()
+        if photo_id not in details.index:
+            return None
+        row = details.loc[photo_id]
+        taken = row["taken_at"]
+        return PhotoView(photo_id, str(row["album"]), [str(a) for a in row["albums"]], str(row["path"]),
+                         None if pd.isna(taken) else pd.Timestamp(taken), row["taken_at_source"],
+                         row["taken_at_offset"], int(row["width"]) if not pd.isna(row["width"]) else 0,
+                         int(row["height"]) if not pd.isna(row["height"]) else 0,
+                         self.store.rows_of_photo(photo_id))
+
+    def photo_details(self) -> pd.DataFrame:
+        """Per photo (index photo_id): album, albums, path, taken_at (and its source and offset),
+        width and height as embedded (upright). Read once; never the photos' bytes."""
+        if self._details is None:
+            from facecluster.core.catalogue import PHOTO_STATUS, PHOTOS
+            from facecluster.core.run_reader import read_table
+
+            photos = read_table(self.out, PHOTOS, ["photo_id", "album", "albums", "path", "taken_at",
+                                                   "taken_at_offset", "taken_at_source"])
+            sizes = read_table(self.out, PHOTO_STATUS, ["photo_id", "width", "height"])
+            self._details = photos.merge(sizes, on="photo_id", how="left").drop_duplicates("photo_id").set_index("photo_id")
+        return self._details
+
+    def years_of(self, person_id: int) -> list[tuple[str, int]]:
+        """(year, photos of the person taken then), oldest first; photos without a date last, as
+        'no date'. A date from the file's time (no EXIF) says when the file was written, not
+        when the photo was taken, so it is counted apart."""
+        photos = pd.unique(self.store.photo_ids[self.face_rows(person_id)])
+        details = self.photo_details().reindex(photos)
+        from_exif = details["taken_at_source"] == "exif"
+        years = pd.to_datetime(details.loc[from_exif, "taken_at"]).dt.year.value_counts().sort_index()
+        counted = [(str(int(y)), int(n)) for y, n in years.items()]
+        undated = int((~from_exif).sum())
+        return counted + ([("no date", undated)] if undated else [])
+
+    def together_with(self, person_id: int, count: int = 12) -> list[tuple[int, int]]:
+        """(person, photos shared) for the people most often in one photo with this person."""
+        photos = pd.unique(self.store.photo_ids[self.face_rows(person_id)])
+        rows = np.concatenate([self.store.rows_of_photo(p) for p in photos]) if len(photos) else np.zeros(0, np.int64)
+        shared = pd.DataFrame({"photo": self.store.photo_ids[rows], "person": self.person_of[rows]})
+        shared = shared[(shared["person"] >= 0) & (shared["person"] != person_id)].drop_duplicates()
+        counts = shared["person"].value_counts().head(count)
+        return [(int(p), int(n)) for p, n in counts.items()]
+
+    def photos_with(self, person_a: int, person_b: int) -> list[str]:
+        """The photos that hold both people, the newest first where dated."""
+        photos = self.store.photo_ids
+        both = set(photos[self.face_rows(person_a)]) & set(photos[self.face_rows(person_b)])
+        details = self.photo_details().reindex(sorted(both))
+        return list(details.sort_values("taken_at", ascending=False, na_position="last").index)
+
+    def photo_content(self, photo_id: str) -> bytes | None:
+        """One photo's bytes from the run's photos table (the row group holding it: the table is
+        sorted by photo_id), never the whole table."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        from facecluster.core.catalogue import PHOTOS
+        from facecluster.core.run_reader import filesystem_of
+
+        filesystem, base = filesystem_of(self.out)
+        dataset = ds.dataset(f"{base}/{PHOTOS.name}", filesystem=filesystem, format="parquet", partitioning="hive")
+        found = dataset.to_table(columns=["content"], filter=pc.field("photo_id") == photo_id)
+        return bytes(found.column("content")[0].as_py() or b"") if found.num_rows else None
 
     def _photo_albums(self) -> pd.DataFrame:
         """photo_id, album: one row per album a photo is in (read once, never the photos' bytes)."""

@@ -12,6 +12,7 @@ import hmac
 import html
 import ipaddress
 import json
+import re
 import secrets
 import sys
 import threading
@@ -25,12 +26,15 @@ import numpy as np
 
 from facecluster.core.errors import UserError
 from facecluster.grouping.clustering import NOISE
-from facecluster.viewing.review import FaceStore, ReviewState
+from facecluster.viewing.review import NOT_A_FACE, FaceStore, ReviewState
 
 PEOPLE_PER_PAGE = 50
 FACES_PER_PERSON_ROW = 8
 FACES_PER_PAGE = 120
 NOT_GROUPED_PER_PAGE = 60
+PHOTO_SIDE = 1600  # pixels of the longer side of a photo shown whole
+PHOTO_MAX_PIXELS = 200_000_000  # a photo the embed job read is shown whatever its size
+PHOTO_ID = re.compile(r"[0-9a-f]{64}")  # sha256 of the photo's bytes
 COOKIE = "facecluster_review"  # + the port: cookies are not kept per port, two pages on two ports would share one
 MIN_TOKEN = 16  # characters of a token the user gives (--token): guessing must not be a matter of minutes
 MAX_BODY = 64 * 1024  # bytes of an action's request: a label is a few fields
@@ -51,6 +55,17 @@ button:hover { background: #eef; } button.danger { border-color: #c62828; color:
 form { display: inline-flex; gap: 4px; margin: 4px 8px 4px 0; } input { font: inherit; padding: 2px 4px; }
 .panel { background: white; border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; margin: 10px 0; }
 .pager a, .pager span { margin-right: 10px; } .muted { color: #666; } .why { color: #b71c1c; font-size: 12px; }
+.face-card.selected { outline: 3px solid #1565c0; background: #e3f2fd; } .face-card.focused { box-shadow: 0 0 0 2px #ff8f00; }
+.face-card > img.face { cursor: pointer; } .face-card a.in-photo { font-size: 11px; }
+#selection { position: sticky; top: 0; z-index: 2; display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
+#selection:not(.active) .needs-selection { opacity: 0.45; pointer-events: none; }
+.keys { font-size: 12px; color: #555; } .keys kbd { border: 1px solid #aaa; border-radius: 3px; padding: 0 4px; background: #fafafa; }
+.photo { position: relative; display: inline-block; line-height: 0; } .photo img { max-width: 100%; max-height: 78vh; }
+.photo .box { position: absolute; border: 2px solid #ffeb3b; box-shadow: 0 0 0 1px #000; line-height: 1.2; }
+.photo .box span { position: absolute; left: -2px; top: 100%; background: rgba(0,0,0,.75); color: #fff; font-size: 12px;
+                   padding: 1px 4px; white-space: nowrap; } .photo .box.noise { border-color: #bbb; }
+.photo .box.target { border-color: #ff5722; }
+table.years td { padding: 0 10px 0 0; }
 #message { position: fixed; bottom: 16px; right: 16px; background: #b71c1c; color: white; padding: 8px 12px;
            border-radius: 6px; display: none; max-width: 480px; }
 """
@@ -82,6 +97,73 @@ document.addEventListener('submit', event => {
   if (!form) return;
   event.preventDefault();
   send('/api/label', fields(form), form.dataset.go);
+});
+// Many faces at once: click a face to select it, shift-click to select a range, then one action
+// for all of them (one line of the label log, taken back by one undo).
+let anchor = null, focused = null;
+const cards = () => [...document.querySelectorAll('#faces .face-card')];
+const chosen = () => cards().filter(card => card.classList.contains('selected'));
+function showSelection() {
+  const bar = document.getElementById('selection');
+  if (!bar) return;
+  const count = chosen().length;
+  bar.querySelector('.count').textContent = count;
+  bar.classList.toggle('active', count > 0);
+}
+function focusCard(card) {
+  if (focused) focused.classList.remove('focused');
+  focused = card;
+  if (card) { card.classList.add('focused'); card.scrollIntoView({block: 'nearest'}); }
+}
+function pick(card, range) {
+  const all = cards();
+  if (range && anchor && all.includes(anchor)) {
+    const [a, b] = [all.indexOf(anchor), all.indexOf(card)].sort((x, y) => x - y);
+    for (let i = a; i <= b; i++) all[i].classList.add('selected');
+  } else {
+    card.classList.toggle('selected');
+    anchor = card;
+  }
+  focusCard(card);
+  showSelection();
+}
+function selectAll(on) { cards().forEach(card => card.classList.toggle('selected', on)); showSelection(); }
+function actOnSelection(action, extra) {
+  const faces = chosen().map(card => card.dataset.faceId);
+  if (!faces.length) return;
+  send('/api/label', Object.assign({action: action, face_id: faces.join(' ')}, extra || {}));
+}
+document.addEventListener('click', event => {
+  const face = event.target.closest('#faces .face-card > img.face');  // not the nearest person's face beside it
+  if (face) { event.preventDefault(); pick(face.closest('.face-card'), event.shiftKey); return; }
+  const batch = event.target.closest('button[data-batch]');
+  if (batch && !batch.form) { event.preventDefault();
+    if (batch.dataset.batch === 'all') selectAll(true); else if (batch.dataset.batch === 'none') selectAll(false);
+    else actOnSelection(batch.dataset.batch); }
+}, true);
+document.addEventListener('submit', event => {
+  const form = event.target.closest('form[data-batch]');
+  if (!form) return;
+  event.preventDefault();
+  const extra = {};
+  new FormData(form).forEach((value, key) => { if (value !== '') extra[key] = value; });
+  actOnSelection(form.dataset.batch, extra);
+});
+document.addEventListener('keydown', event => {
+  if (event.target.closest('input, textarea, select') || event.ctrlKey || event.metaKey || event.altKey) return;
+  const all = cards(), at = all.indexOf(focused);
+  const go = rel => { const link = document.querySelector(`.pager a[rel=${rel}]`); if (link) location.href = link.href; };
+  const keys = {
+    n: () => go('next'), ArrowRight: () => go('next'), p: () => go('prev'), ArrowLeft: () => go('prev'),
+    j: () => focusCard(all[Math.min(all.length - 1, at + 1)] || null), k: () => focusCard(all[Math.max(0, at - 1)] || null),
+    x: () => focused && pick(focused, event.shiftKey), ' ': () => focused && pick(focused, event.shiftKey),
+    a: () => selectAll(true), Escape: () => selectAll(false),
+    m: () => document.querySelector('#selection [data-batch=move_out]') && actOnSelection('move_out'),
+    d: () => actOnSelection('not_a_face'),
+    u: () => { const undo = document.getElementById('undo'); if (undo) undo.click(); },
+  };
+  const key = keys[event.key];
+  if (key) { event.preventDefault(); key(); }
 });
 """
 
@@ -161,31 +243,125 @@ class Review:
         parts.append(self._pager("/", page, total, PEOPLE_PER_PAGE, f"&q={quote(wanted)}" if wanted else ""))
         return self._frame(state, "People", "".join(parts), token)
 
+    def _face_card(self, state: ReviewState, row: int, buttons: str = "", wide: bool = False) -> str:
+        """A face: a click selects it (for the selection bar's actions), a link shows its photo."""
+        face_id, photo_id = _e(state.store.face_ids[row]), _e(state.store.photo_ids[row])
+        return (f"<div class='face-card{'' if wide else ' small'}' data-face-id='{face_id}'>{self._img(row)}"
+                f"<div class='row'><a class='in-photo' href='/photo/{photo_id}#face-{int(row)}'>in its photo</a></div>"
+                f"{buttons}</div>")
+
+    @staticmethod
+    def _selection_bar(move_out: bool) -> str:
+        move = ("<button class='needs-selection' data-batch='move_out' id='batch-move-out' title='not this person'>"
+                "Move out</button>") if move_out else ""
+        return ("<div class='panel' id='selection'><b><span class='count'>0</span> selected</b>"
+                "<button data-batch='all' id='select-all'>Select all on this page</button>"
+                "<button data-batch='none' id='select-none'>Clear</button>" + move +
+                "<button class='needs-selection' data-batch='not_a_face' id='batch-not-a-face'>Not a face</button>"
+                "<form data-batch='assign' id='batch-assign' class='needs-selection'><input name='person_id' "
+                "placeholder='person number' size='8' inputmode='numeric' required><button type='submit'>Assign</button>"
+                "</form><form data-batch='assign' id='batch-new-person' class='needs-selection'><input name='name' "
+                "placeholder='new person: name' size='12'><button type='submit'>New person</button></form></div>"
+                "<div class='keys' id='keys'>Click a face to select it, shift-click for a range. Keys: "
+                "<kbd>j</kbd>/<kbd>k</kbd> next/previous face · <kbd>x</kbd> select it (<kbd>shift</kbd>+<kbd>x</kbd>: "
+                "up to it) · <kbd>a</kbd> select all · <kbd>Esc</kbd> clear" + (" · <kbd>m</kbd> move out" if move_out else "") +
+                " · <kbd>d</kbd> not a face · <kbd>u</kbd> undo · <kbd>n</kbd>/<kbd>p</kbd> next/previous page</div>")
+
     def person_page(self, person_id: int, query: dict, token: str) -> str | None:
+        """A person: their faces first (the most certain first), then their albums and years, the
+        people in photos with them, and the people nearest them (a merge offered only when near)."""
         state = self.current()
         person = state.person(person_id)
         if person is None or person.new:
             return None
         page = _page(query)
-        albums = ", ".join(f"{_e(a)} ({n})" for a, n in state.albums_of(person_id))
+        photos = len(set(state.store.photo_ids[person.rows]))
         parts = [f"<h1 id='person-title'>{_e(person.title)}</h1><div class='muted'>person {person_id} · "
-                 f"{person.n_faces} faces · albums: {albums}</div>",
+                 f"{person.n_faces} faces in {photos} photos</div>",
                  f"<div class='panel'><form data-action='name' data-person_id='{person_id}' id='rename'>"
                  f"<input name='name' placeholder='name' value='{_e(person.name or '')}' required>"
                  f"<button type='submit'>Rename</button></form>"
                  f"<button class='danger' data-action='hide' data-person_id='{person_id}' data-go='/' id='hide'>"
-                 f"Hide this person</button></div>"]
-        parts.append(self._merge_panel(state, person, query))
+                 f"Hide this person</button></div>", self._selection_bar(move_out=True)]
         faces = []
         for row in person.rows[page * FACES_PER_PAGE:(page + 1) * FACES_PER_PAGE]:
             face_id = _e(state.store.face_ids[row])
-            faces.append(f"<div class='face-card small'>{self._img(row)}<div class='row'>"
-                         f"<button data-action='move_out' data-face_id='{face_id}' title='not this person'>"
-                         f"move out</button></div><div class='row'><button data-action='not_a_face' "
-                         f"data-face_id='{face_id}'>not a face</button></div></div>")
+            faces.append(self._face_card(state, row, f"<div class='row'><button data-action='move_out' "
+                                                     f"data-face_id='{face_id}' title='not this person'>move out</button>"
+                                                     f"</div><div class='row'><button data-action='not_a_face' "
+                                                     f"data-face_id='{face_id}'>not a face</button></div>"))
         parts.append(f"<div class='faces' id='faces'>{''.join(faces)}</div>")
         parts.append(self._pager(f"/person/{person_id}", page, person.n_faces, FACES_PER_PAGE))
+        albums = ", ".join(f"{_e(a)} ({n})" for a, n in state.albums_of(person_id))
+        years = "".join(f"<tr><td>{_e(y)}</td><td>{n} photo{'s' if n > 1 else ''}</td></tr>"
+                        for y, n in state.years_of(person_id))
+        parts.append(f"<div class='panel' id='albums'><b>Albums</b> (faces there): {albums}<br><b>Years</b> "
+                     f"(from the photos' own dates):<table class='years' id='years'>{years}</table></div>")
+        together = "".join(
+            f"<li><a href='/person/{other}'>{_e(state.person(other).title)}</a>: <a class='photos-with' "
+            f"href='/person/{person_id}/with/{other}'>{n} photo{'s' if n > 1 else ''} together</a></li>"
+            for other, n in state.together_with(person_id) if state.person(other) is not None)
+        parts.append(f"<div class='panel' id='together'><b>In photos with</b>"
+                     f"<ul>{together or '<li class=muted>no one</li>'}</ul></div>")
+        parts.append(self._merge_panel(state, person, query))
         return self._frame(state, person.title, "".join(parts), token)
+
+    def photo_page(self, photo_id: str, token: str) -> str | None:
+        """A whole photo with every face's box and person, where it is and when; each face can be
+        fixed here like anywhere else."""
+        state = self.current()
+        photo = state.photo(photo_id)
+        if photo is None:
+            return None
+        boxes, cards = [], []
+        width, height = max(photo.width, 1), max(photo.height, 1)
+        for row in photo.rows:
+            person = int(state.person_of[row])
+            shown = state.person(person) if person >= 0 else None
+            x1, y1, x2, y2 = (float(v) for v in state.store.boxes[row])
+            label = shown.title if shown else ("not a face" if person == NOT_A_FACE else "not grouped")
+            link = f"/person/{person}" if shown and not shown.new else f"#face-{int(row)}"
+            boxes.append(f"<a class='box{'' if shown else ' noise'}' id='box-{int(row)}' href='{link}' "
+                         f"data-face-id='{_e(state.store.face_ids[row])}' style='left:{100 * x1 / width:.2f}%;"
+                         f"top:{100 * y1 / height:.2f}%;width:{100 * (x2 - x1) / width:.2f}%;"
+                         f"height:{100 * (y2 - y1) / height:.2f}%'><span>{_e(label)}</span></a>")
+            face_id = _e(state.store.face_ids[row])
+            who = (f"<a href='{link}' class='face-person'>{_e(label)}</a>" if shown and not shown.new
+                   else f"<span class='face-person'>{_e(label)}</span>")
+            move = (f"<button data-action='move_out' data-face_id='{face_id}'>move out</button>" if shown else "")
+            cards.append(f"<div id='face-{int(row)}'>" + self._face_card(
+                state, row, f"<div class='row'>{who}</div><div class='row'>{move}<button data-action='not_a_face' "
+                            f"data-face_id='{face_id}'>not a face</button></div><form data-action='assign' "
+                            f"data-face_id='{face_id}' class='assign-other'><input name='person_id' "
+                            f"placeholder='person number' size='6' inputmode='numeric' required><button "
+                            f"type='submit'>assign</button></form>", wide=True) + "</div>")
+        name = photo.path.rsplit("/", 1)[-1]
+        albums = ", ".join(_e(a) for a in photo.albums) or _e(photo.album)
+        body = (f"<h1 id='photo-title'>{_e(name)}</h1><div class='muted' id='photo-facts'>album: {albums} · "
+                f"<span id='photo-when'>{_e(photo.when)}</span> · {photo.width}×{photo.height} · "
+                f"<code>{_e(photo.path)}</code></div>"
+                f"<div class='photo' id='photo'><img src='/photo-image/{_e(photo_id)}' alt='{_e(name)}'>"
+                f"{''.join(boxes)}</div>{self._selection_bar(move_out=True)}"
+                f"<div class='faces' id='faces'>{''.join(cards)}</div>")
+        return self._frame(state, name, body, token)
+
+    def together_page(self, person_id: int, other_id: int, token: str) -> str | None:
+        """The photos that hold both people."""
+        state = self.current()
+        first, second = state.person(person_id), state.person(other_id)
+        if first is None or second is None:
+            return None
+        shown = []
+        for photo_id in state.photos_with(person_id, other_id)[:200]:
+            photo = state.photo(photo_id)
+            if photo is None:
+                continue
+            shown.append(f"<div class='face-card together-photo'><a href='/photo/{_e(photo_id)}'><img loading='lazy' "
+                         f"src='/photo-image/{_e(photo_id)}?size=320' style='max-width:168px' alt=''></a>"
+                         f"<div>{_e(photo.album)} · {_e(photo.when)}</div></div>")
+        body = (f"<h1>{_e(first.title)} with {_e(second.title)}</h1><div class='faces' id='photos'>"
+                f"{''.join(shown) or '<span class=muted>no photo holds both</span>'}</div>")
+        return self._frame(state, f"{first.title} with {second.title}", body, token)
 
     def _merge_panel(self, state: ReviewState, person, query: dict) -> str:
         """People to merge with: those found by a search, or the nearest people. Only those within
@@ -251,18 +427,29 @@ class Review:
                               f"{distances[i, 0]:.2f}<br><button data-action='assign' data-face_id='{face_id}' "
                               f"data-person_id='{other.person_id}' class='assign-nearest'>is {_e(other.title)}"
                               f"</button></div></div>")
-            cards.append(f"<div class='face-card' data-face-id='{face_id}'>{self._img(row)}{likely}"
-                         f"<form data-action='assign' data-face_id='{face_id}' class='assign-other'>"
+            cards.append(self._face_card(state, row, f"{likely}<form data-action='assign' data-face_id='{face_id}' class='assign-other'>"
                          f"<input name='person_id' placeholder='person number' size='8' inputmode='numeric' required>"
                          f"<button type='submit'>assign</button></form>"
                          f"<form data-action='assign' data-face_id='{face_id}' class='assign-new'>"
                          f"<input name='name' placeholder='new person: name' size='12'>"
                          f"<button type='submit'>new person</button></form>"
-                         f"<button data-action='not_a_face' data-face_id='{face_id}'>not a face</button></div>")
+                         f"<button data-action='not_a_face' data-face_id='{face_id}'>not a face</button>", wide=True))
         body = (f"<h1>Faces not grouped ({total})</h1><p class='muted'>Seen once, or unsure: each with the person "
-                f"it lies nearest.</p><div class='faces' id='faces'>{''.join(cards)}</div>"
+                f"it lies nearest.</p>{self._selection_bar(move_out=False)}<div class='faces' id='faces'>{''.join(cards)}</div>"
                 + self._pager("/not-grouped", page, total, NOT_GROUPED_PER_PAGE))
         return self._frame(state, "Not grouped", body, token)
+
+    def photo_image(self, photo_id: str, side: int) -> bytes | None:
+        """The photo upright (as its boxes are), scaled to `side` pixels at most, as JPEG."""
+        from facecluster.udfs.decode import PhotoError, decode_photo, jpeg_bytes
+
+        content = self.current().photo_content(photo_id)
+        if content is None:
+            return None
+        try:
+            return jpeg_bytes(decode_photo(content, PHOTO_MAX_PIXELS).pixels, side)
+        except PhotoError:
+            return None
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -385,6 +572,23 @@ def make_handler(review: Review, token: str):
                         return self._html(f"<p>No person {int(parts[1])} now (merged, hidden or emptied). "
                                           "<a href='/'>All people</a></p>", HTTPStatus.NOT_FOUND)
                     return self._html(page, headers=headers)
+                if parts[0] == "person" and len(parts) == 4 and parts[2] == "with" and parts[1].isdigit() \
+                        and parts[3].isdigit():
+                    page = review.together_page(int(parts[1]), int(parts[3]), token)
+                    if page is None:
+                        return self._html("<p>No such people now. <a href='/'>All people</a></p>", HTTPStatus.NOT_FOUND)
+                    return self._html(page, headers=headers)
+                if parts[0] == "photo" and len(parts) == 2 and PHOTO_ID.fullmatch(parts[1]):
+                    page = review.photo_page(parts[1], token)
+                    if page is None:
+                        return self._html("<p>No such photo in this run (forgotten?). <a href='/'>All people</a></p>",
+                                          HTTPStatus.NOT_FOUND)
+                    return self._html(page, headers=headers)
+                if parts[0] == "photo-image" and len(parts) == 2 and PHOTO_ID.fullmatch(parts[1]):
+                    image = review.photo_image(parts[1], 320 if query.get("size") == ["320"] else PHOTO_SIDE)
+                    if image is None:
+                        return self._send(HTTPStatus.NOT_FOUND, b"", "text/plain")
+                    return self._send(HTTPStatus.OK, image, "image/jpeg", {"Cache-Control": "private, max-age=3600"})
                 if parts == ["not-grouped"]:
                     return self._html(review.not_grouped_page(query, token), headers=headers)
                 if parts[0] == "thumb" and len(parts) == 3 and parts[2].isdigit():
