@@ -77,7 +77,12 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
     shutil.copytree(sample_run, out)
     faces = pd.read_parquet(out / "faces")
     assignments = pd.read_parquet(out / "assignments")
-    (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,1,,,Bob\nname,0,,,Ann\n")
+    photo = faces[faces.path.str.endswith("2023_holiday/img57.jpg")]
+    other = faces[~faces.photo_id.isin(photo.photo_id) & faces.face_id.isin(
+        assignments.face_id[~assignments.person_id.isin([0, 1])])].face_id.iloc[0]
+    # one action on two faces (the review page's selection): forgetting one keeps the other's label
+    (out / "labels.csv").write_text("action,person_id,other_person_id,face_id,name\nname,1,,,Bob\nname,0,,,Ann\n"
+                                    f"not_a_face,,,{photo.face_id.iloc[0]} {other},\n")
     cluster.cluster(spark, str(out), settings["cluster"])  # Bob's name now in people and labels_applied
     from facecluster.jobs.knn_graph import knn_graph
 
@@ -85,7 +90,6 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
     person = 1
     theirs = faces[faces.face_id.isin(assignments.face_id[assignments.person_id == person])]
     assert len(theirs) >= 2
-    photo = faces[faces.path.str.endswith("2023_holiday/img57.jpg")]
     photo_path = str(sample_archive / "2023_holiday" / "img57.jpg")
     photo_needles = {**needles_for(out, photo), "photo path": "2023_holiday/img57.jpg"}
     person_needles = {**needles_for(out, theirs, with_photo=False), "name": "Bob"}
@@ -98,6 +102,10 @@ def test_forget_a_person_and_a_photo_leaves_no_trace(spark, sample_run, sample_a
     people = pd.read_parquet(out / "people")
     assert person not in set(people.person_id) and "Ann" in set(people.name)  # the rest is intact
     assert len(pd.read_parquet(out / "faces")) == len(faces) - len(theirs) - len(photo)
+    kept = pd.read_csv(out / "labels.csv", dtype=str).iloc[2]
+    assert kept["action"] == "not_a_face" and kept["face_id"] == other, "the other face of the action keeps its label"
+    applied = pd.read_parquet(out / "labels_applied")
+    assert set(applied.loc[applied.relation == "not_face", "face_id"]) == {other}
 
     # a later run over the same archive keeps them out
     ingest.ingest(spark, str(sample_archive), str(out))

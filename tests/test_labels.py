@@ -223,6 +223,34 @@ def test_blanking_lines_keeps_the_log_readable_and_its_length():
     assert "Bob" not in blank_label_lines(text, {0, 1}) and "note" not in blank_label_lines(text, {0, 1})
 
 
+def test_one_line_on_several_faces_is_the_same_as_a_line_for_each():
+    """The review page's selection writes one line naming several faces (one undo takes it all
+    back); the constraints it gives are those of one line per face."""
+    together = snapshot(labels(("move_out", None, None, "a b", None), ("assign", 2, None, "d f", None)), 0, PREVIOUS)
+    apart = snapshot(labels(("move_out", None, None, "a", None), ("move_out", None, None, "b", None),
+                            ("assign", 2, None, "d", None), ("assign", 2, None, "f", None)), 0, PREVIOUS)
+    X = np.eye(7)
+    faces = list(PREVIOUS["face_id"])
+    clusters = np.array([0, 0, 0, 1, 1, -1, 2])
+    one, _ = apply_constraints(faces, clusters, X, Constraints(together))
+    each, _ = apply_constraints(faces, clusters, X, Constraints(apart))
+    assert pd.factorize(one)[0].tolist() == pd.factorize(each)[0].tolist()
+    assert one[0] != one[2] and one[1] != one[2], "moved out of person 0"
+    assert one[3] == one[5] == one[6], "d and f joined person 2"
+    with pytest.raises(LabelError, match="no face zz"):
+        snapshot(labels(("move_out", None, None, "a zz", None)), 0, PREVIOUS)
+
+
+def test_forgetting_a_face_of_a_line_on_several_faces_keeps_the_others():
+    from facecluster.curation.labels import blank_label_lines, parse_label_log
+
+    text = "action,person_id,other_person_id,face_id,name\nnot_a_face,,,p1:0 p2:0 p3:1,\nmove_out,,,p1:1,\n"
+    kept = check_labels(parse_label_log(blank_label_lines(text, {1}, {0: "p2:0 p3:1"})))
+    assert kept["action"].tolist() == ["not_a_face", "forgotten"] and kept["face_id"].iloc[0] == "p2:0 p3:1"
+    gone = check_labels(parse_label_log(blank_label_lines(text, set(), {0: ""})))
+    assert gone["action"].iloc[0] == "forgotten" and "p1" not in blank_label_lines(text, {1}, {0: "p2:0 p3:1"})
+
+
 def test_a_name_too_long_is_refused_before_anything_is_written(tmp_path, capsys):
     from facecluster.cli import main
     from facecluster.curation.labels import add_label, read_label_log
