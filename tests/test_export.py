@@ -136,8 +136,18 @@ def test_exported_regions_read_back_by_exiftool(named_run, archive, tmp_path):
             assert found, f"{relative}: {name} {area} not among {regions}"
 
     table = pd.read_csv(to / "faces.csv")
-    assert list(table.columns) == ["person_id", "name", "album", "path", "x1", "y1", "x2", "y2"]
-    assert len(table) == sum(len(f) for f in expected.values())
+    assert list(table.columns) == ["face_id", "person_id", "name", "confidence", "album", "path", "x1", "y1", "x2", "y2",
+                                   "photo_width", "photo_height"]
+    files = pd.read_parquet(named_run / "photo_files", columns=["photo_id", "path"])
+    faces = pd.read_parquet(named_run / "faces", columns=["face_id", "photo_id"]).merge(files, on="photo_id")
+    assert sorted(table["face_id"]) == sorted(faces["face_id"]), "every face, one row per face and file"
+    grouped = table[table["person_id"] >= 0]
+    assert len(grouped) == sum(len(f) for f in expected.values())
+    assert (table.loc[table["person_id"] < 0, "name"].isna()).all() and (table["person_id"] == -1).any()
+    assert table["confidence"].between(0, 1).all() and (grouped["confidence"] > 0).all()
+    sizes = pd.read_parquet(named_run / "photo_status", columns=["photo_id", "width", "height"])
+    shown = table.merge(faces[["face_id", "photo_id"]].drop_duplicates(), on="face_id").merge(sizes, on="photo_id")
+    assert (shown["photo_width"] == shown["width"]).all() and (shown["photo_height"] == shown["height"]).all()
     assert digest_of(root) == before, "an original was changed"
     assert not list(root.rglob("*.xmp"))
 
@@ -199,19 +209,105 @@ def viewer_turns_back(stored: Image.Image, orientation: int, upright: Image.Imag
     return np.array_equal(np.asarray(ImageOps.exif_transpose(tagged)), np.asarray(upright))
 
 
+THEIRS = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:digiKam="http://www.digikam.org/ns/1.0/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+    xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"
+    xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/Dimensions#" xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"
+   exif:DateTimeOriginal="2019-05-04T13:22:01" xmp:Rating="4">
+   <digiKam:TagsList><rdf:Seq><rdf:li>Places/Paris</rdf:li><rdf:li>People/Hand Named</rdf:li></rdf:Seq></digiKam:TagsList>
+   <lr:hierarchicalSubject><rdf:Bag><rdf:li>Places|Paris</rdf:li></rdf:Bag></lr:hierarchicalSubject>
+   <dc:subject><rdf:Bag><rdf:li>Paris</rdf:li><rdf:li>birthday</rdf:li></rdf:Bag></dc:subject>
+   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">The cake, at last</rdf:li></rdf:Alt></dc:description>
+   <Iptc4xmpExt:PersonInImage><rdf:Bag><rdf:li>Grandma</rdf:li></rdf:Bag></Iptc4xmpExt:PersonInImage>
+   <mwg-rs:Regions rdf:parseType="Resource">
+    <mwg-rs:AppliedToDimensions stDim:w="{w}" stDim:h="{h}" stDim:unit="pixel"/>
+    <mwg-rs:RegionList><rdf:Bag>
+     <rdf:li><rdf:Description mwg-rs:Name="Hand Named" mwg-rs:Type="Face">
+      <mwg-rs:Area stArea:x="{x}" stArea:y="{y}" stArea:w="{fw}" stArea:h="{fh}" stArea:unit="normalized"/>
+     </rdf:Description></rdf:li>
+     <rdf:li><rdf:Description mwg-rs:Name="Rex" mwg-rs:Type="Pet">
+      <mwg-rs:Area stArea:x="0.01" stArea:y="0.01" stArea:w="0.02" stArea:h="0.02" stArea:unit="normalized"/>
+     </rdf:Description></rdf:li>
+    </rdf:Bag></mwg-rs:RegionList>
+   </mwg-rs:Regions>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def test_a_face_another_tool_named_keeps_its_region_and_name(tmp_path):
+    """Where a photo manager drew a region on a face (a name given by hand), facecluster adds no
+    second region there; its region on another face is added."""
+    from facecluster.output.sidecars import Region, SidecarContent, read_regions, write_sidecar
+
+    sidecar = tmp_path / "photo.jpg.xmp"
+    sidecar.write_text(THEIRS.format(w=400, h=300, x=0.30, y=0.40, fw=0.10, fh=0.12), encoding="utf-8")
+    content = SidecarContent([Region("person 3", 0.305, 0.395, 0.10, 0.12, "p:0"),
+                              Region("person 4", 0.70, 0.50, 0.10, 0.12, "p:1")], 400, 300)
+    added = write_sidecar(sidecar, content)
+    assert added == {"created": False, "people": [], "keywords": []}
+    import exiv2
+
+    image = exiv2.ImageFactory.open(str(sidecar))
+    image.readMetadata()
+    names = [dict((k, v.toString()) for k, v in item).get("/mwg-rs:Name") for item in read_regions(image.xmpData())]
+    assert names == ["Hand Named", "Rex", "person 4"]
+
+
+def exiftool_tags(path: Path) -> dict:
+    """Every tag exiftool reads from a sidecar, structures whole (the file's own System and
+    File tags left out)."""
+    done = subprocess.run([EXIFTOOL, "-json", "-struct", "-G1", "-a", str(path)], capture_output=True, text=True,
+                          check=True)
+    return {k: v for k, v in json.loads(done.stdout)[0].items()
+            if not k.startswith(("System:", "File:", "ExifTool:")) and k != "SourceFile"}
+
+
 @pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is missing")
-def test_sidecars_beside_the_originals_only_when_asked_and_never_over_anothers(named_run, archive, tmp_path):
-    root, _ = archive
+def test_an_existing_sidecar_gets_the_regions_and_keeps_everything_else(named_run, archive, tmp_path):
+    """A photo manager's sidecar (digiKam's tags, a rating, keywords, a description, a person
+    named by hand on one face, a pet) beside a photo: the export adds facecluster's regions, and
+    as asked PersonInImage and keywords; exiftool reads every other tag as before. Exported again
+    without the options, the names and keywords it added are taken back; theirs stay."""
+    root, applied = archive
     before = digest_of(root)
-    theirs = root / "2019_birthday" / "img44.jpg.xmp"  # a photo manager's own sidecar
-    theirs.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    expected = expected_regions(named_run, root, applied)
+    relative, faces = next((p, f) for p, f in sorted(expected.items()) if p not in applied)
+    w, h = faces[0][2]
+    theirs = root / f"{relative}.xmp"
+    theirs.write_text(THEIRS.format(w=w, h=h, x=0.95, y=0.95, fw=0.04, fh=0.04), encoding="utf-8")
+    original = exiftool_tags(theirs)
+    assert original["XMP-iptcExt:PersonInImage"] == ["Grandma"] and original["XMP-dc:Subject"] == ["Paris", "birthday"]
     try:
-        assert facecluster("export", named_run, "--to", tmp_path / "csv_only", "--beside-originals") == 0
+        assert facecluster("export", named_run, "--to", tmp_path / "csv", "--beside-originals",
+                           "--person-in-image", "--keywords", "--unnamed") == 0
+        now = exiftool_tags(theirs)
+        changed = {"XMP-mwg-rs:RegionInfo", "XMP-iptcExt:PersonInImage", "XMP-dc:Subject"}
+        assert {k: v for k, v in now.items() if k not in changed} == \
+            {k: v for k, v in original.items() if k not in changed}, "every other tag as it was"
+        regions = now["XMP-mwg-rs:RegionInfo"]["RegionList"]
+        kept = [r for r in regions if r["Name"] in ("Hand Named", "Rex")]
+        assert kept == original["XMP-mwg-rs:RegionInfo"]["RegionList"], "their regions whole, in their order"
+        added = regions[len(kept):]
+        assert sorted(r["Name"] for r in added) == sorted(name for name, _, _ in faces), "a region for each face"
+        names = sorted({name for name, _, _ in faces})
+        assert now["XMP-iptcExt:PersonInImage"] == ["Grandma", *names]
+        assert now["XMP-dc:Subject"] == ["Paris", "birthday", *names]
+
+        assert facecluster("export", named_run, "--to", tmp_path / "csv", "--beside-originals") == 0
+        again = exiftool_tags(theirs)
+        assert again["XMP-iptcExt:PersonInImage"] == ["Grandma"] and again["XMP-dc:Subject"] == ["Paris", "birthday"]
+        assert again["XMP-mwg-rs:RegionInfo"] == now["XMP-mwg-rs:RegionInfo"]
         written = set(read_sidecars(root))
         assert written and all(Path(p).with_suffix("").exists() for p in written)  # beside each photo
-        assert theirs.read_text() == "<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
         assert {p: d for p, d in digest_of(root).items() if not p.endswith(".xmp")} == before
-        assert (tmp_path / "csv_only" / "faces.csv").exists()
+        assert (tmp_path / "csv" / "faces.csv").exists()
     finally:
         for sidecar in root.rglob("*.xmp"):
             sidecar.unlink()

@@ -30,5 +30,6 @@ def test_inspect_notebook_runs_on_the_sample_run(sample_run, tmp_path, monkeypat
             (ROOT / "docs" / name).write_bytes(image)
     tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("2019_birthday" in t and "2023_holiday" in t for t in tables)  # the person x album matrix
+    assert any("2016" in t and "no date" in t for t in tables)  # each person's photos per year
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "26 photos" in text and "people" in text

@@ -30,6 +30,18 @@ def test_gallery_page_loads_every_thumbnail(sample_run, tmp_path, capsys):
     ok, total = map(int, loaded.groups())
     assert total == text.count("<img ") and total >= 20 and ok == total  # every grouped face, all decoded
     assert "Perhaps the same person" in dom and "People in more than one album" in dom
+    import pandas as pd
+
+    photos = pd.read_parquet(sample_run / "photos", columns=["photo_id", "taken_at", "taken_at_source"])
+    dated = photos[photos["taken_at_source"] == "exif"]
+    assert len(dated) >= 2 and f"{len(dated)} photos dated by their EXIF" in text
+    faces = pd.read_parquet(sample_run / "faces", columns=["face_id", "photo_id"]).merge(
+        pd.read_parquet(sample_run / "assignments", columns=["face_id", "person_id"]), on="face_id")
+    for person, theirs in faces[faces["person_id"] >= 0].groupby("person_id"):
+        years = pd.to_datetime(dated[dated["photo_id"].isin(theirs["photo_id"])]["taken_at"]).dt.year.value_counts()
+        block = text[text.index(f"id='person-{person}'"):].split("</div></div>")[0]
+        for year, count in years.items():
+            assert f"{year} ({count})" in block, (person, block[:300])
     shot = tmp_path / "report.png"
     subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1100,1400", page.as_uri()],
                    capture_output=True, timeout=120, check=True)

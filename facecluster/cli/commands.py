@@ -433,7 +433,13 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output root of a clustered run (a folder or a file://, hdfs:// or s3a:// URI)")
     parser.add_argument("--to", required=True, help="folder for the sidecars (mirroring the archive) and faces.csv")
     parser.add_argument("--beside-originals", action="store_true",
-                        help="write each sidecar beside its photo instead (never over a sidecar it did not write)")
+                        help="write each sidecar beside its photo instead (a sidecar already there is edited: "
+                             "everything else in it kept)")
+    parser.add_argument("--person-in-image", action="store_true",
+                        help="also write the names as IPTC Extension PersonInImage (what newsroom archives search)")
+    parser.add_argument("--keywords", action="store_true", help="also write the names as dc:subject keywords")
+    parser.add_argument("--unnamed", action="store_true",
+                        help="export people without a name too, as 'person N' (default: named people only)")
 
 
 def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -441,13 +447,16 @@ def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         finish_interrupted_forget(args.out)
-        done = export_run(args.out, args.to, args.beside_originals)
+        done = export_run(args.out, args.to, args.beside_originals, person_in_image=args.person_in_image,
+                          keywords=args.keywords, unnamed=args.unnamed)
     except (OSError, KeyError, ExportError) as exc:
         parser.exit(2, f"facecluster export: {exc}\n")
-    print(f"export: {done['sidecars']} sidecars with {done['named_faces']} named faces "
-          f"({done['removed']} of the last export removed); {done['faces']} faces in {done['csv']}")
-    for path in done["skipped"]:
-        print(f"export: kept {path}: it was not written by facecluster", file=sys.stderr)
+    print(f"export: {done['sidecars']} sidecars with {done['named_faces']} faces of people "
+          f"({done['removed']} of the last export taken back); {done['faces']} faces in {done['csv']}")
+    for path in done["merged"]:
+        print(f"export: added to {path}, which another tool wrote; the rest of it is kept", file=sys.stderr)
+    for reason in done["unreadable"]:
+        print(f"export: {reason}", file=sys.stderr)
     return 0
 
 

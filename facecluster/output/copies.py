@@ -36,7 +36,8 @@ def record(out: str, kind: str, entry: dict) -> None:
     if filesystem.get_file_info(path).type == fs.FileType.File:
         with filesystem.open_input_stream(path) as stream:
             every = json.loads(stream.read().decode("utf-8"))
-    every[kind] = [e for e in every.get(kind, []) if e != entry] + [entry]
+    # one entry per folder: an export made again with other options replaces the one before
+    every[kind] = [e for e in every.get(kind, []) if e != entry and not ("to" in entry and e.get("to") == entry["to"])] + [entry]
     try:
         with filesystem.open_output_stream(path) as stream:
             stream.write(json.dumps(every, indent=1).encode("utf-8"))

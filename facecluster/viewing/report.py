@@ -14,13 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from facecluster.core.lock import local_path
-from facecluster.viewing.runs import faces_of_people, load_run, merge_suggestions, people_in_several_albums
+from facecluster.viewing.runs import (faces_of_people, load_run, merge_suggestions, people_in_several_albums,
+                                     photos_per_year)
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
 h1 { margin-bottom: 4px; } .summary { color: #555; margin-bottom: 20px; }
 .person { background: white; border: 1px solid #ddd; border-radius: 6px; padding: 10px; margin: 10px 0; }
-.person h3 { margin: 0 0 6px 0; font-size: 15px; } .albums { color: #666; font-size: 12px; }
+.person h3 { margin: 0 0 6px 0; font-size: 15px; } .albums, .years { color: #666; font-size: 12px; }
 .faces img { width: 72px; height: 72px; object-fit: cover; margin: 2px; border-radius: 4px; }
 table { border-collapse: collapse; background: white; } td, th { border: 1px solid #ddd; padding: 4px 8px; }
 .pair { display: flex; gap: 24px; align-items: center; background: white; border: 1px solid #ddd;
@@ -38,6 +39,14 @@ def _faces(faces: pd.DataFrame, person: int, limit: int) -> str:
     return "".join(_img(f.thumb, f"{f.face_id} ({f.album})") for f in theirs.itertuples())
 
 
+def _years(years: pd.DataFrame, person: int) -> str:
+    """'2016 (3), 2019 (1), no date (4)': when the person's photos were taken."""
+    if person not in years.index:
+        return ""
+    counts = years.loc[person]
+    return "photos by year: " + ", ".join(f"{html.escape(str(y))} ({int(n)})" for y, n in counts.items() if n)
+
+
 def _label(person) -> str:
     return html.escape(person.name) if isinstance(person.name, str) else f"person {person.person_id}"
 
@@ -51,7 +60,8 @@ def build_report(out: str | Path, faces_per_person: int = 12, max_people: int = 
              f"<style>{STYLE}</style></head><body>",
              f"<h1>People in {html.escape(Path(out).name)}</h1>",
              f"<div class='summary'>{len(run['photos'])} photos, {len(run['faces'])} faces, {len(people)} people; "
-             f"{noise} faces not grouped (seen once or unsure)</div>"]
+             f"{noise} faces not grouped (seen once or unsure); "
+             f"{int((run['photos']['taken_at_source'] == 'exif').sum())} photos dated by their EXIF</div>"]
     several = people_in_several_albums(run)
     parts.append(f"<h2>People in more than one album ({len(several)})</h2><table><tr><th>person</th><th>faces</th>"
                  "<th>albums</th></tr>")
@@ -67,10 +77,12 @@ def build_report(out: str | Path, faces_per_person: int = 12, max_people: int = 
                      f"{' · different albums' if pair.cross_album else ''}</div><div><b>person {pair.person_b}</b>"
                      f"<div class='faces'>{_faces(faces, pair.person_b, 5)}</div></div></div>")
     parts.append("<h2>Everyone, most faces first</h2>")
+    years = photos_per_year(run)
     for person in people.head(max_people).itertuples():
         parts.append(f"<div class='person' id='person-{person.person_id}'><h3>{_label(person)} · {person.n_faces} faces"
                      f" in {person.n_photos} photos</h3><div class='albums'>{html.escape(', '.join(person.albums))}"
-                     f"</div><div class='faces'>{_faces(faces, person.person_id, faces_per_person)}</div></div>")
+                     f"</div><div class='years'>{_years(years, person.person_id)}</div>"
+                     f"<div class='faces'>{_faces(faces, person.person_id, faces_per_person)}</div></div>")
     if len(people) > max_people:
         parts.append(f"<p>... and {len(people) - max_people} more people (see the notebook)</p>")
     # Marks on the page how many thumbnails the browser could decode (checked by the tests in

@@ -16,7 +16,7 @@ from facecluster.core.catalogue import ASSIGNMENTS, FACES, PEOPLE, PERSON_ALBUMS
 # What looking at a run reads: the columns the notebook, the report and the functions below use.
 # Never the photos' bytes (the archive itself: gigabytes) nor the faces' landmarks.
 VIEW_COLUMNS = {
-    PHOTOS: ["photo_id", "album", "path", "albums"],
+    PHOTOS: ["photo_id", "album", "path", "albums", "taken_at", "taken_at_source"],
     PHOTO_STATUS: ["photo_id", "status", "error", "n_faces"],
     FACES: ["face_id", "photo_id", "album", "path", "face_px", "embedding", "model", "thumb"],
     ASSIGNMENTS: ["face_id", "person_id", "probability", "clustered"],
@@ -50,6 +50,25 @@ def album_matrix(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
                                               fill_value=0, aggfunc="sum")
     order = (matrix > 0).sum(axis=1).to_frame("albums").assign(faces=matrix.sum(axis=1))
     return matrix.loc[order.sort_values(["albums", "faces"], ascending=False).index]
+
+
+NO_DATE = "no date"
+
+
+def photos_per_year(run: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows: people (most faces first); columns: the years their photos were taken (EXIF's
+    DateTimeOriginal), then 'no date'; cells: photos. A file's time is not counted as a year: a
+    copy, a scan or a download resets it, so it says when the file was written, not the photo."""
+    photos = run["photos"][["photo_id", "taken_at", "taken_at_source"]]
+    faces = run["faces"][["face_id", "photo_id"]].merge(run["assignments"][["face_id", "person_id"]], on="face_id")
+    seen = faces[faces["person_id"] >= 0][["person_id", "photo_id"]].drop_duplicates().merge(photos, on="photo_id")
+    dated = seen["taken_at_source"] == "exif"
+    seen["year"] = NO_DATE
+    seen.loc[dated, "year"] = pd.to_datetime(seen.loc[dated, "taken_at"]).dt.year.astype(str)
+    table = seen.pivot_table(index="person_id", columns="year", values="photo_id", aggfunc="count", fill_value=0)
+    years = sorted(c for c in table.columns if c != NO_DATE) + ([NO_DATE] if NO_DATE in table.columns else [])
+    order = run["people"].sort_values(["n_faces", "person_id"], ascending=[False, True])["person_id"]
+    return table.reindex(index=[p for p in order if p in table.index], columns=years)
 
 
 def face_grid(run: dict[str, pd.DataFrame], max_people: int = 12, faces_per_person: int = 8):
