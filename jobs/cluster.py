@@ -29,7 +29,7 @@ from facecluster.grouping.distributed import (chosen_algorithm, left_out_on_exec
                                               people_rows, previous_for_labels, sample_faces, stable_ids, step)
 from facecluster.grouping.distributed import model_distances as distributed_distances
 from facecluster.grouping.incremental import add_to_people
-from facecluster.grouping.people import assignments_table, people_table
+from facecluster.grouping.people import assignments_table, people_table, with_covers
 from facecluster.grouping.quality import NOT_A_FACE, clarity, left_out, min_clarity
 from facecluster.grouping.people_tables import (extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
                                        write_people_tables)
@@ -139,6 +139,7 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
         hidden = {int(person_ids[face_of_label[label]]) for identity, label in identity_label.items()
                   if identity in constraints.hidden}
         people["hidden"] = people["person_id"].isin(hidden)
+    people = with_covers(people, pd.Series(person_ids, index=meta["face_id"].to_numpy()), constraints.covers)
     return (assignments_table(meta["face_id"], person_ids, probabilities, outlier_scores, reasons, face_clarity, run_id),
             people)
 
@@ -220,6 +221,15 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
         people = (people.join(F.broadcast(named), "person_id", "left")
                   .withColumn("name", F.col("given")).drop("given")
                   .withColumn("hidden", F.col("person_id").isin(hidden)))
+    if constraints.covers:  # a few faces: their people looked up, the people table told
+        covers = pd.DataFrame({"face_id": list(constraints.covers)})
+        held = assignments.join(F.broadcast(spark.createDataFrame(covers, "face_id string")), "face_id") \
+            .select("face_id", "person_id").toPandas()
+        chosen = with_covers(pd.DataFrame({"person_id": held["person_id"].unique(), "exemplar_face_id": None}),
+                             held.set_index("face_id")["person_id"], constraints.covers)
+        picked = spark.createDataFrame(chosen.rename(columns={"exemplar_face_id": "cover"}), "person_id long, cover string")
+        people = (people.join(F.broadcast(picked), "person_id", "left")
+                  .withColumn("exemplar_face_id", F.coalesce("cover", "exemplar_face_id")).drop("cover"))
     if len(added):
         write_table(spark.createDataFrame(applied.astype({"label_row": "int64"}), schema=LABELS_APPLIED.schema),
                     out, "labels_applied", files=1)

@@ -98,7 +98,7 @@ def test_a_person_larger_than_a_cell_is_cut_into_cells_and_found_whole(spark, se
 
 
 def test_labels_and_an_added_album_on_the_executors(spark, settings, tmp_path):
-    """Names, merges, moves and "not a face" hold as on one machine; in an incremental run the
+    """Names, merges, moves, "not a face" and a chosen picture hold as on one machine; in an incremental run the
     last run's people keep their faces and ids, new faces join them."""
     from facecluster.curation.labels import add_label
 
@@ -112,10 +112,13 @@ def test_labels_and_an_added_album_on_the_executors(spark, settings, tmp_path):
     add_label(str(tmp_path), "merge", a, b)
     add_label(str(tmp_path), "move_out", face_id=moved)
     add_label(str(tmp_path), "not_a_face", face_id=not_face)
+    picture = first[first == big].index[-1]
+    add_label(str(tmp_path), "cover", face_id=picture)
     ids = write_run(tmp_path, X)  # the same faces and 400 new ones
     after = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="incremental", faces_per_cell=1000)
     people = pd.read_parquet(tmp_path / "people")
     assert people.loc[people["name"] == "Ann", "person_id"].tolist() == [big]
+    assert people.loc[people["name"] == "Ann", "exemplar_face_id"].tolist() == [picture], "the picture chosen"
     assert after[moved] != big and after[not_face] == -1
     assert after[list(first[first.isin([a, b])].index)].nunique() == 1
     kept = first[(first >= 0) & ~first.index.isin([moved, not_face]) & ~first.isin([a, b])]

@@ -410,12 +410,22 @@ def test_many_faces_at_once_by_clicks_and_keys_then_cluster_obeys(served, browse
     assert list(log["action"]) == ["move_out", "assign"], "one line per action"
     assert set(log["face_id"].iloc[1].split()) == set(assigned)
 
+    # The second person's picture: their last face, chosen; it comes first.
+    open_person(browser, second)
+    cover = browser.find_elements("css selector", "#faces button.cover")[-1]
+    chosen = cover.get_attribute("data-face_id")
+    with next_page(browser):
+        cover.click()
+    assert faces_on_page(browser)[0] == chosen
+
     assert facecluster("cluster", "--out", out, "--set", "spark.master=local[2]") == 0
     after = person_of(out)
     first_now = after[list(set(before.index[before == first]) - set(moved))].mode()[0]
     assert all(after[f] != first_now for f in moved), "the faces moved out are not put back"
     second_now = after[next(iter(set(before.index[before == second])))]
     assert all(after[f] == second_now for f in assigned), "every face of the one assign is the second person"
+    people = pd.read_parquet(out / "people").set_index("person_id")
+    assert people.loc[second_now, "exemplar_face_id"] == chosen, "the picture chosen"
 
 
 @needs_browser
@@ -452,3 +462,37 @@ def test_a_face_in_its_photo_with_every_face_boxed_and_the_date(served, browser)
         with next_page(browser):
             grouped[0].click()
         assert browser.find_element("id", "person-title")
+
+
+@needs_browser
+def test_fixed_in_its_photo_then_found_together(served, browser):
+    """In a group photo, a face not grouped is assigned to a person from the photo page; the
+    person in the photo beside it then lists them as 'in photos with', and that leads to the
+    photo they share."""
+    out, address = served
+    faces = pd.read_parquet(out / "faces", columns=["face_id", "photo_id"])
+    person = person_of(out)
+    faces["person_id"] = faces["face_id"].map(person)
+    crowded = faces.groupby("photo_id").filter(lambda f: (f["person_id"] >= 0).any() and (f["person_id"] < 0).any())
+    photo = crowded["photo_id"].value_counts().index[0]
+    here = crowded[crowded["photo_id"] == photo]
+    anchor = int(here.loc[here["person_id"] >= 0, "person_id"].iloc[0])
+    loose = here.loc[here["person_id"] < 0, "face_id"].iloc[0]
+    other = next(int(p) for p in person[person >= 0].value_counts().index if int(p) != anchor)
+
+    browser.get(address.split("?")[0] + f"photo/{photo}?" + address.split("?")[1])
+    wait_for(lambda: browser.find_element("id", "photo-title"))
+    card = browser.find_element("css selector", f"#faces .face-card[data-face-id='{loose}']")
+    card.find_element("css selector", "form.assign-other input[name=person_id]").send_keys(str(other))
+    with next_page(browser):
+        card.find_element("css selector", "form.assign-other button").click()
+    box = browser.find_element("css selector", f"#photo a.box[data-face-id='{loose}']")
+    assert box.text == f"person {other}", "the box shows the person the face was given"
+
+    open_person(browser, anchor)
+    link = browser.find_element("css selector", f"#together a.photos-with[href='/person/{anchor}/with/{other}']")
+    assert link.text.startswith("1 photo")
+    with next_page(browser):
+        link.click()
+    shown = browser.find_elements("css selector", "#photos .together-photo a")
+    assert [a.get_attribute("href").rsplit("/", 1)[-1] for a in shown] == [photo]

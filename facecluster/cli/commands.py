@@ -357,6 +357,8 @@ def label_arguments(parser: argparse.ArgumentParser) -> None:
     assign.add_argument("face_id", nargs="+", help=several)
     assign.add_argument("--person", dest="person_id", type=int, help="the person it is (default: a new person)")
     assign.add_argument("--name", help="the new person's name")
+    cover = actions.add_parser("cover", help="show this face as the picture of whoever holds it")
+    cover.add_argument("face_id")
     hide = actions.add_parser("hide", help="keep this person but never show or export them")
     hide.add_argument("person_id", type=int)
 

@@ -12,6 +12,7 @@ Users write `OUT/labels.csv` (by hand, in the notebook with `add_label`, or with
     assign,,,<face_id>,Bob             this face is a person of its own (named, or not)
     not_a_face,,,<id> <id> <id>,       one action on several faces: their ids, space-separated
     hide,3,,,                          person 3 is kept but never shown or exported
+    cover,,,<face_id>,                 this face is the picture of whoever holds it
 
 The next `cluster` run snapshots each new line against the assignments it was written for (the
 faces of person 3 *then*) into the `labels_applied` table, so a label keeps its meaning however
@@ -36,7 +37,7 @@ from facecluster.grouping.clustering import NOISE
 from facecluster.core.catalogue import ASSIGNMENTS, LABEL_LOG, LABELS_APPLIED
 from facecluster.core.errors import UserError
 
-ACTIONS = ("name", "merge", "move_out", "not_a_face", "assign", "hide", "forgotten")  # forgotten: a line `forget` blanked
+ACTIONS = ("name", "merge", "move_out", "not_a_face", "assign", "hide", "cover", "forgotten")  # forgotten: a line `forget` blanked
 COLUMNS = ["action", "person_id", "other_person_id", "face_id", "name"]
 APPLIED_COLUMNS = ["label_row", "face_id", "relation", "group", "name"]
 
@@ -135,6 +136,8 @@ def snapshot(labels: pd.DataFrame, first_row: int, assignments: pd.DataFrame) ->
             rows += [(index, f, "hidden", group, None) for f in person_faces(label.person_id, index)]
         elif label.action == "not_a_face":
             rows += [(index, f, "not_face", None, None) for f in faces_of_line(label.face_id)]
+        elif label.action == "cover":
+            rows += [(index, f, "cover", None, None) for f in faces_of_line(label.face_id)[:1]]
     return pd.DataFrame(rows, columns=APPLIED_COLUMNS)
 
 
@@ -156,6 +159,7 @@ class Constraints:
         not_faces: set[str] = set()
         named: list[tuple[str, str]] = []
         hidden: set[str] = set()
+        self.covers: dict[str, int] = {}  # face -> the label line that chose it as its person's picture
         for row in applied.sort_values("label_row", kind="stable").itertuples(index=False):
             if row.relation in ("member", "hidden"):  # hiding a person confirms them as one person
                 if row.relation == "hidden":
@@ -171,6 +175,8 @@ class Constraints:
             elif row.relation == "not_face":
                 member.pop(row.face_id, None)
                 not_faces.add(row.face_id)
+            elif row.relation == "cover":
+                self.covers[row.face_id] = int(row.label_row)
         self.member = {face: find(group) for face, group in member.items()}
         self.excluded = {face: {find(g) for g in groups} for face, groups in excluded.items()}
         self.not_faces = not_faces
@@ -369,7 +375,7 @@ def check_against_run(row: pd.Series, assignments: pd.DataFrame | None, out: str
                                  f"{max(people) if people else -1}; see `facecluster people --out {out}`)")
         if row["action"] == "merge" and int(row["person_id"]) == int(row["other_person_id"]):
             raise LabelError(f"merge: person {int(row['person_id'])} with itself")
-    named = faces_of_line(row["face_id"]) if row["action"] in ("move_out", "not_a_face", "assign") else []
+    named = faces_of_line(row["face_id"]) if row["action"] in ("move_out", "not_a_face", "assign", "cover") else []
     missing = list(pd.Index(named).difference(assignments["face_id"], sort=False)) if named else []
     if missing:
         raise LabelError(f"no face {missing[0]} in {out} (face ids look like <photo_id>:<n>; "

@@ -26,6 +26,21 @@ def assignments_table(face_ids, labels, probabilities, outlier_scores, left_out,
                          "clarity": np.asarray(clarity, dtype=np.float64), "run_id": run_id})
 
 
+def with_covers(people: pd.DataFrame, person_of_face: pd.Series, covers: dict[str, int]) -> pd.DataFrame:
+    """People whose picture the user chose (a `cover` label: face -> its line) show that face as
+    their exemplar, the latest choice winning, for as long as the face is theirs."""
+    if not covers or not len(people):
+        return people
+    chosen = {}
+    for face, _ in sorted(covers.items(), key=lambda item: item[1]):
+        person = person_of_face.get(face)
+        if person is not None and not pd.isna(person) and int(person) >= 0:
+            chosen[int(person)] = face
+    people = people.copy()
+    people["exemplar_face_id"] = people["person_id"].map(chosen).fillna(people["exemplar_face_id"])
+    return people
+
+
 def people_table(faces: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     """One row per person. faces: face_id, photo_id, albums (list) aligned with embeddings rows.
 

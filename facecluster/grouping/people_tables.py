@@ -70,16 +70,21 @@ def write_person_albums(spark: SparkSession, out: str) -> DataFrame:
 
 def recompute_people(spark: SparkSession, out: str) -> None:
     """people and person_albums again from the faces and assignments left (after a forget: a
-    centroid or exemplar may have been a forgotten face); names stay with their people."""
+    centroid or exemplar may have been a forgotten face); names, and pictures chosen while
+    still theirs, stay with their people."""
     from facecluster.grouping.people import people_table
 
     kept = spark.read.parquet(PEOPLE.path(out))
-    names = kept.select("person_id", "name", *(["hidden"] if "hidden" in kept.columns else [])).toPandas()
+    names = kept.select("person_id", "name", "exemplar_face_id", *(["hidden"] if "hidden" in kept.columns else [])).toPandas()
     meta, matrix = to_matrix(extract_faces(spark, out).toArrow())
     assignments = spark.read.parquet(ASSIGNMENTS.path(out)).toPandas()
     labels = meta[["face_id"]].merge(assignments[["face_id", "person_id"]], on="face_id", how="left")["person_id"]
     people = people_table(meta, matrix, labels.fillna(-1).to_numpy().astype("int64"))
     people["name"] = people["person_id"].map(names.set_index("person_id")["name"])
+    # a picture the user chose stays while the face is still theirs
+    picture = people["person_id"].map(names.set_index("person_id")["exemplar_face_id"])
+    still = picture.map(labels.set_axis(meta["face_id"]).get) == people["person_id"]
+    people["exemplar_face_id"] = picture.where(still, people["exemplar_face_id"])
     if "hidden" in names.columns:
         people["hidden"] = people["person_id"].map(names.set_index("person_id")["hidden"]).fillna(False).astype(bool)
     write_people_tables(spark, out, assignments, people)

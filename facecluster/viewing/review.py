@@ -169,7 +169,7 @@ class ReviewState:
         self.out, self.store = out, store
         self._assignments_key = _fingerprint(out, ASSIGNMENTS)
         assignments = read_table(out, ASSIGNMENTS, ["face_id", "person_id", "probability"])
-        people = read_table(out, PEOPLE, ["person_id", "name", "centroid", "hidden"])
+        people = read_table(out, PEOPLE, ["person_id", "name", "centroid", "hidden", "exemplar_face_id"])
         rows = store.row_of.get_indexer(assignments["face_id"])
         known = rows >= 0
         self.run_person = np.full(len(store.face_ids), NOISE, dtype=np.int64)
@@ -180,6 +180,7 @@ class ReviewState:
         hidden = people["hidden"].astype(bool).to_numpy()
         self.run_hidden = set(people.loc[hidden, "person_id"].astype(int))
         self.run_names = {int(p): n for p, n in zip(people["person_id"], people["name"]) if isinstance(n, str) and n}
+        self.run_covers = [r for r in store.row_of.get_indexer(people["exemplar_face_id"].dropna()) if r >= 0]
         visible = people[~hidden]
         self.centroid_ids = visible["person_id"].astype(int).to_numpy()
         self.centroids = (np.stack(visible["centroid"].to_numpy()).astype(np.float32) if len(visible)
@@ -206,6 +207,7 @@ class ReviewState:
         next_new = int(max(person.max(initial=NOISE), max(self.run_names, default=NOISE),
                            max(self.run_hidden, default=NOISE))) + 1
         row_of = self.store.row_of
+        covers = list(self.run_covers)  # each person's picture: the first of their faces shown
         for line in self.pending.itertuples(index=False):
             if line.action == "name":
                 names[int(line.person_id)] = line.name
@@ -215,6 +217,8 @@ class ReviewState:
                     names[int(line.person_id)] = names[int(line.other_person_id)]
             elif line.action == "hide":
                 hidden.add(int(line.person_id))
+            elif line.action == "cover":
+                covers.extend(r for r in row_of.get_indexer(faces_of_line(line.face_id))[:1] if r >= 0)
             elif line.action in ("move_out", "not_a_face", "assign"):
                 rows = row_of.get_indexer(faces_of_line(line.face_id))
                 rows = rows[rows >= 0]
@@ -234,7 +238,10 @@ class ReviewState:
             person[person == gone] = NOT_A_FACE
         self.person_of, self.names, self.new_people = person, names, new_people
         # Faces by person, most probable first: one sort, then each person is a slice.
-        order = np.lexsort((-self.probability, person))
+        chosen = np.zeros(len(person), dtype=np.int64)
+        for rank, row in enumerate(covers, start=1):  # a later choice goes before an earlier one
+            chosen[row] = rank
+        order = np.lexsort((-self.probability, -chosen, person))
         sorted_people = person[order]
         self._order = order
         ids, starts, counts = np.unique(sorted_people, return_index=True, return_counts=True)

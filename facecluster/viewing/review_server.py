@@ -168,7 +168,7 @@ document.addEventListener('keydown', event => {
 """
 
 ACTION_WORDS = {"name": "rename", "merge": "merge", "move_out": "move out", "not_a_face": "not a face",
-                "assign": "assign", "hide": "hide", "forgotten": "forgotten line"}
+                "assign": "assign", "hide": "hide", "cover": "cover", "forgotten": "forgotten line"}
 
 
 def _e(text) -> str:
@@ -289,7 +289,10 @@ class Review:
             faces.append(self._face_card(state, row, f"<div class='row'><button data-action='move_out' "
                                                      f"data-face_id='{face_id}' title='not this person'>move out</button>"
                                                      f"</div><div class='row'><button data-action='not_a_face' "
-                                                     f"data-face_id='{face_id}'>not a face</button></div>"))
+                                                     f"data-face_id='{face_id}'>not a face</button></div>"
+                                                     f"<div class='row'><button data-action='cover' class='cover' "
+                                                     f"data-face_id='{face_id}' title='show this face for the person'>"
+                                                     f"cover</button></div>"))
         parts.append(f"<div class='faces' id='faces'>{''.join(faces)}</div>")
         parts.append(self._pager(f"/person/{person_id}", page, person.n_faces, FACES_PER_PAGE))
         albums = ", ".join(f"{_e(a)} ({n})" for a, n in state.albums_of(person_id))
