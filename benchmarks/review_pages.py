@@ -78,6 +78,7 @@ def write_run(out: Path, n_faces: int, n_people: int, files: int = 8) -> dict:
         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1]).cast(pa.list_(pa.float32())),
         "model": pa.array(["dlib-resnet-v1"] * n),
         "thumb": pa.array([tiles[i % len(tiles)] for i in range(n)], pa.binary()),
+        "box": pa.array([[40.0, 30.0, 140.0, 150.0]] * n, pa.list_(pa.float32())),
     })
     (out / "faces").mkdir(parents=True)
     step = -(-n // files)
@@ -85,6 +86,25 @@ def write_run(out: Path, n_faces: int, n_people: int, files: int = 8) -> dict:
         # No dictionary: real thumbnails are all different, so the table is as large as a real one.
         pq.write_table(table.slice(part * step, step), out / "faces" / f"part-{part:05d}.parquet",
                        row_group_size=32_768, use_dictionary=False)
+    # One photo per face, its bytes a small JPEG; sorted by photo_id in row groups as the ingest
+    # job writes them, so that a photo page reads the one row group holding its photo.
+    order = np.argsort(photo_ids)
+    taken = pd.to_datetime("1975-01-01") + pd.to_timedelta(rng.integers(0, 50 * 365, n), unit="D")
+    photos = pa.table({"photo_id": photo_ids[order], "album": albums[order],
+                       "path": table.column("path").take(pa.array(order)),
+                       "albums": pa.array([[a] for a in albums[order]]),
+                       "content": pa.array([tiles[i % len(tiles)] for i in order], pa.binary()),
+                       "taken_at": pa.array(taken[order].to_numpy(), pa.timestamp("us")),
+                       "taken_at_offset": pa.array([None] * n, pa.string()),
+                       "taken_at_source": pa.array(["exif"] * n)})
+    (out / "photos" / "batch=1").mkdir(parents=True)
+    step_photos = -(-n // files)
+    for part in range(files):
+        pq.write_table(photos.slice(part * step_photos, step_photos),
+                       out / "photos" / "batch=1" / f"part-{part:05d}.parquet", row_group_size=4096, use_dictionary=False)
+    (out / "photo_status").mkdir()
+    pq.write_table(pa.table({"photo_id": photo_ids, "status": ["ok"] * n, "width": np.full(n, 96, np.int32),
+                             "height": np.full(n, 96, np.int32)}), out / "photo_status" / "part-00000.parquet")
     probability = rng.uniform(0.5, 1.0, n)
     pq.write_table(pa.table({"face_id": face_ids, "person_id": person.astype(np.int64), "probability": probability,
                              "clustered": np.ones(n, bool)}), out / "assignments.parquet")
@@ -110,10 +130,12 @@ def timed(action, repeat: int) -> list[float]:
 
 
 def page_with_thumbnails(base: str, path: str, cookie: str, pool: ThreadPoolExecutor) -> int:
-    request = urllib.request.Request(base + path, headers={"Cookie": cookie})
-    page = fetch_request(request).decode()
-    thumbs = re.findall(r"src='(/thumb/[^']+)'", page)
-    list(pool.map(lambda t: fetch_request(urllib.request.Request(base + t, headers={"Cookie": cookie})), thumbs))
+    request = urllib.request.Request(base + path, headers={"X-Review-Token": cookie})
+    page = fetch_request(request)
+    if not path.startswith("/photo/") and path.startswith("/photo-"):  # an image, not a page
+        return 0
+    thumbs = re.findall(r"src='(/(?:thumb|photo-image)/[^']+)'", page.decode())  # the whole photo too
+    list(pool.map(lambda t: fetch_request(urllib.request.Request(base + t, headers={"X-Review-Token": cookie})), thumbs))
     return len(thumbs)
 
 
@@ -156,12 +178,14 @@ def main() -> None:
         held_gb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1e6
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base, token = address.split("/?token=")
-    cookie = f"facecluster_review={token}"
+    cookie = token  # sent as the X-Review-Token header, as the page's own requests do
     people = pd.read_parquet(out / "people", columns=["person_id", "n_faces"]).sort_values("n_faces")
     largest, small = int(people.iloc[-1]["person_id"]), int(people.iloc[len(people) // 2]["person_id"])
     people_pages = -(-len(people) // 50)
     noise = int((pd.read_parquet(out / "assignments", columns=["person_id"])["person_id"] < 0).sum())
     noise_pages = -(-noise // 60)
+    faces = pd.read_parquet(out / "faces", columns=["photo_id"])
+    photo = faces["photo_id"].iloc[len(faces) // 2]
     pages = {
         "people, page 1": "/",
         f"people, page {people_pages // 2:,} (of {people_pages:,})": f"/?page={people_pages // 2 - 1}",
@@ -169,6 +193,8 @@ def main() -> None:
         f"the largest person ({int(people.iloc[-1]['n_faces'])} faces), page 1": f"/person/{largest}",
         "the largest person, page 100": f"/person/{largest}?page=99",
         f"a person of {int(people.iloc[len(people) // 2]['n_faces'])} faces": f"/person/{small}",
+        "a photo's page (its faces boxed, where and when; the photo)": f"/photo/{photo}",
+        "the photo alone (read from the photos table, scaled)": f"/photo-image/{photo}",
         "not grouped, page 1": "/not-grouped",
         f"not grouped, page {noise_pages:,} (the last)": f"/not-grouped?page={noise_pages - 1}",
     }
@@ -177,9 +203,12 @@ def main() -> None:
         print(f"{which:58s} {seconds:8.2f} s")
     print(f"{'peak memory of the review process (both starts)':58s} {rss_gb:8.2f} GB")
     print(f"{'memory held while serving':58s} {held_gb:8.2f} GB")
+    began = time.perf_counter()  # the first photo page reads every photo's place, date and size once
+    fetch_request(urllib.request.Request(base + f"/photo/{faces['photo_id'].iloc[0]}", headers={"X-Review-Token": cookie}))
+    print(f"{'the first photo page (every photo place and date read)':58s} {(time.perf_counter() - began) * 1000:8.0f} ms")
     with ThreadPoolExecutor(6) as pool:
         for title, path in pages.items():
-            html = timed(lambda: fetch_request(urllib.request.Request(base + path, headers={"Cookie": cookie})),
+            html = timed(lambda: fetch_request(urllib.request.Request(base + path, headers={"X-Review-Token": cookie})),
                          args.repeat)
             counted = []
             full = timed(lambda: counted.append(page_with_thumbnails(base, path, cookie, pool)), args.repeat)
@@ -188,7 +217,7 @@ def main() -> None:
 
     def act(body: bytes, path: str = "/api/label"):
         request = urllib.request.Request(base + path, data=body, method="POST",
-                                         headers={"Cookie": cookie, "Content-Type": "application/json"})
+                                         headers={"X-Review-Token": cookie, "Content-Type": "application/json"})
         fetch_request(request)
 
     rename = timed(lambda: act(b'{"action": "name", "person_id": %d, "name": "Someone"}' % small), args.repeat)

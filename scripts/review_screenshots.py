@@ -11,6 +11,15 @@ import time
 from pathlib import Path
 
 
+def small(path: Path, width: int = 880, colours: int = 192) -> None:
+    """A screenshot kept small for the README: scaled down, in a palette of its own colours."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    image = image.resize((width, int(image.height * width / image.width)), Image.LANCZOS)
+    image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def main(out: str, to: str) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -46,6 +55,7 @@ def main(out: str, to: str) -> None:
                 from selenium.webdriver.common.action_chains import ActionChains
                 ActionChains(driver).key_down("\ue008").click(cards[2]).key_up("\ue008").perform()
             driver.save_screenshot(str(target / name))
+            small(target / name)
             print(target / name)
             driver.find_element("id", "nav-people").click()
     finally:
