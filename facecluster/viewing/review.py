@@ -107,13 +107,25 @@ class FaceStore:
         building.rename(self.folder)
 
     def rows_of_photo(self, photo_id: str) -> np.ndarray:
-        """The face rows of one photo (a sort of the photo ids once, then a binary search)."""
+        return self.rows_of_photos(np.array([photo_id], dtype=object))
+
+    def rows_of_photos(self, photo_ids: np.ndarray) -> np.ndarray:
+        """The face rows of these photos: the photos numbered and the faces sorted by them once,
+        then each photo's faces are one slice (a person of 30,000 photos finds the faces beside
+        theirs in one pass of whole numbers, not 30,000 searches among strings)."""
         if self._by_photo is None:
-            order = np.argsort(self.photo_ids, kind="stable")
-            self._by_photo = (order, self.photo_ids[order])
-        order, ordered = self._by_photo
-        start, end = np.searchsorted(ordered, photo_id, "left"), np.searchsorted(ordered, photo_id, "right")
-        return order[start:end]
+            codes, photos = pd.factorize(self.photo_ids)
+            order = np.argsort(codes, kind="stable")
+            starts = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(photos)))]
+            self._by_photo = (pd.Index(photos), order, starts)
+        photos, order, starts = self._by_photo
+        wanted = photos.get_indexer(photo_ids)
+        wanted = wanted[wanted >= 0]
+        first, counts = starts[wanted], starts[wanted + 1] - starts[wanted]
+        if not counts.sum():
+            return np.zeros(0, np.int64)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return order[np.repeat(first, counts) + offsets]
 
     def thumb(self, row: int) -> bytes:
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
@@ -365,7 +377,7 @@ class ReviewState:
     def together_with(self, person_id: int, count: int = 12) -> list[tuple[int, int]]:
         """(person, photos shared) for the people most often in one photo with this person."""
         photos = pd.unique(self.store.photo_ids[self.face_rows(person_id)])
-        rows = np.concatenate([self.store.rows_of_photo(p) for p in photos]) if len(photos) else np.zeros(0, np.int64)
+        rows = self.store.rows_of_photos(np.asarray(photos, dtype=object))
         shared = pd.DataFrame({"photo": self.store.photo_ids[rows], "person": self.person_of[rows]})
         shared = shared[(shared["person"] >= 0) & (shared["person"] != person_id)].drop_duplicates()
         counts = shared["person"].value_counts().head(count)
