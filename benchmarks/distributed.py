@@ -311,6 +311,8 @@ def main() -> None:
     parser.add_argument("--faces-per-cell", type=int, nargs="+", default=[250_000])
     parser.add_argument("--compare-knn", nargs="*", type=int, default=[], help="sizes also clustered on the driver")
     parser.add_argument("--worker-memory", default="8g")
+    parser.add_argument("--driver-memory", help="the driver's JVM heap (spark.driver.memory): a small one shows "
+                                                "whether the driver's memory grows with the faces")
     args = parser.parse_args()
     if args.recall:
         return recall_table(args)
@@ -325,7 +327,7 @@ def main() -> None:
     try:
         with Standalone(work, args.worker_memory) as master:
             print(f"standalone cluster {master}: 2 workers x 1 core, {args.worker_memory} each; "
-                  f"{os.cpu_count()} cores on this machine", flush=True)
+                  f"{os.cpu_count()} cores on this machine; driver heap {args.driver_memory or 'the default'}", flush=True)
             for size in args.sizes:
                 X, truth = generate(size, DLIB_LIKE, seed=7)
                 recall = home_cell_recall(X, args.faces_per_cell)
@@ -339,6 +341,8 @@ def main() -> None:
                             "--set", "spark.conf.spark.executor.cores=1",
                             "--set", f"spark.conf.spark.executor.memory={args.worker_memory}",
                             "--set", "spark.conf.spark.sql.shuffle.partitions=32"]
+                if args.driver_memory:
+                    settings += ["--set", f"spark.conf.spark.driver.memory={args.driver_memory}"]
                 done = run_cluster(out, master, settings, events)
                 found, labels = scores(out, ids, truth)
                 print(f"\n{size:,} faces, distributed, faces_per_cell {args.faces_per_cell:,}: "
