@@ -105,7 +105,8 @@ def cluster_faces(meta: pd.DataFrame, matrix: np.ndarray, cluster_settings: dict
     """HDBSCAN over the faces large enough to recognise; the others (and faces labelled "not a
     face") are kept, marked clustered = false, in no person. The users' labels are obeyed and
     person ids carried over from `previous` (facecluster/curation/labels.py)."""
-    constraints = constraints or Constraints(pd.DataFrame(columns=APPLIED_COLUMNS))
+    if constraints is None:  # (an empty Constraints is falsy, yet may hold a chosen picture)
+        constraints = Constraints(pd.DataFrame(columns=APPLIED_COLUMNS))
     model = check_one_model(meta["model"])
     reasons, face_clarity = left_out_reasons(meta, matrix, cluster_settings, constraints)
     clustered = reasons == ""

@@ -146,6 +146,25 @@ def test_undo_takes_back_only_lines_not_applied(tmp_path):
         undo_last_label(str(tmp_path))
 
 
+def test_a_picture_chosen_alone_is_kept(spark, sample_run, tmp_path, settings):
+    """A log holding only a `cover` line (no constraint on who is who) still sets the picture."""
+    import shutil
+
+    from facecluster.jobs import cluster
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    people = pd.read_parquet(out / "people").sort_values("n_faces").set_index("person_id")
+    person = int(people.index[-1])
+    assignments = pd.read_parquet(out / "assignments")
+    pick = next(f for f in assignments.face_id[assignments.person_id == person]
+                if f != people.loc[person, "exemplar_face_id"])
+    (out / "labels.csv").write_text(f"action,person_id,other_person_id,face_id,name\ncover,,,{pick},\n")
+    cluster.cluster(spark, str(out), settings["cluster"])
+    holder = pd.read_parquet(out / "assignments").set_index("face_id").loc[pick, "person_id"]
+    assert pd.read_parquet(out / "people").set_index("person_id").loc[holder, "exemplar_face_id"] == pick
+
+
 def _clustered(out):
     """An output root with the assignments of a run: people 3 and 7, face abc:0 not grouped."""
     pd.DataFrame({"face_id": ["abc:0", "abc:1", "def:0", "def:1"], "person_id": [-1, 3, 7, 7]}).to_parquet(
