@@ -311,6 +311,7 @@ def main() -> None:
     parser.add_argument("--faces-per-cell", type=int, nargs="+", default=[250_000])
     parser.add_argument("--compare-knn", nargs="*", type=int, default=[], help="sizes also clustered on the driver")
     parser.add_argument("--worker-memory", default="8g")
+    parser.add_argument("--keep-labels", help="a folder: each run's person per face saved there (.npy)")
     parser.add_argument("--driver-memory", help="the driver's JVM heap (spark.driver.memory): a small one shows "
                                                 "whether the driver's memory grows with the faces")
     args = parser.parse_args()
@@ -345,6 +346,8 @@ def main() -> None:
                     settings += ["--set", f"spark.conf.spark.driver.memory={args.driver_memory}"]
                 done = run_cluster(out, master, settings, events)
                 found, labels = scores(out, ids, truth)
+                if args.keep_labels:
+                    np.save(Path(args.keep_labels) / f"distributed{size}.npy", labels)
                 print(f"\n{size:,} faces, distributed, faces_per_cell {args.faces_per_cell:,}: "
                       f"{done['seconds']:.0f} s, driver peak {done['driver_peak_mb']:.0f} MB, "
                       f"home-cell recall@32 {recall:.3f}, pairwise P {found['precision']:.4f} "
@@ -371,6 +374,8 @@ def main() -> None:
                     knn = run_cluster(driver, "local[2]", ["--set", "cluster.algorithm=knn", "--set", "cluster.mode=full"],
                                       events)
                     knn_found, knn_labels = scores(driver, ids, truth)
+                    if args.keep_labels:
+                        np.save(Path(args.keep_labels) / f"knn{size}.npy", knn_labels)
                     alone = -np.arange(len(ids)) - 2
                     ari = adjusted_rand_score(np.where(knn_labels < 0, alone, knn_labels),
                                               np.where(labels < 0, alone, labels))

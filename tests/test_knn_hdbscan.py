@@ -202,3 +202,14 @@ def test_a_gpu_asked_for_and_missing_is_an_error():
     assert knn_device("auto") == "cpu"
     with pytest.raises(RuntimeError, match="cluster.device = cuda"):
         knn_device("cuda")
+
+
+def test_a_cell_with_fewer_faces_than_min_samples_is_clustered():
+    """A cell of a larger archive may hold two faces (the distributed algorithm's smallest cells):
+    with min_samples 2 each face has one neighbour, whose distance is its core distance."""
+    X = np.array([[1.0, 0.0, 0.0], [0.99, 0.1, 0.0]], dtype=np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    alone = KnnHDBSCAN(min_samples=2, device="cpu").fit(X)
+    part = KnnHDBSCAN(min_samples=2, device="cpu", part_of_larger=True).fit(X)
+    assert alone.labels_.tolist() == [-1, -1]  # HDBSCAN never selects all it is given
+    assert part.labels_.tolist() == [0, 0]  # a part of a larger archive may be one person

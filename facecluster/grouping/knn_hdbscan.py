@@ -340,7 +340,8 @@ class KnnHDBSCAN:
 
         started = time.perf_counter()
         # As the hdbscan library counts: the min_samples-th neighbour other than the face itself.
-        core = distances[:, self.min_samples - 1]
+        # A cell of a larger archive may hold fewer faces than min_samples: its farthest face then.
+        core = distances[:, min(self.min_samples, distances.shape[1]) - 1]
         rows = np.repeat(np.arange(n), neighbours.shape[1])
         cols = neighbours.ravel()
         valid = cols >= 0  # a graph index may return fewer than k
