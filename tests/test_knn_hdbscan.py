@@ -213,3 +213,18 @@ def test_a_cell_with_fewer_faces_than_min_samples_is_clustered():
     part = KnnHDBSCAN(min_samples=2, device="cpu", part_of_larger=True).fit(X)
     assert alone.labels_.tolist() == [-1, -1]  # HDBSCAN never selects all it is given
     assert part.labels_.tolist() == [0, 0]  # a part of a larger archive may be one person
+
+
+def test_a_cell_that_is_one_person_and_a_few_strangers_finds_that_person():
+    """HDBSCAN cannot select all it is given: in a cell of one person and 30 strangers it picked
+    a piece of the person (11% of their faces) and left the rest noise. A cell of a larger archive
+    left that much noise is taken for one person; a cell of many people is clustered as before."""
+    X, truth = generate(0, DLIB_LIKE, sizes=np.r_[5000, np.ones(30, dtype=int)], seed=5)
+    whole = KnnHDBSCAN(min_samples=2, device="cpu").fit(X).labels_[truth == 0]
+    part = KnnHDBSCAN(min_samples=2, device="cpu", part_of_larger=True).fit(X).labels_[truth == 0]
+    assert (whole == -1).mean() > 0.8
+    assert (part == np.bincount(part[part >= 0]).argmax()).mean() > 0.99
+    many, _ = generate(3000, DLIB_LIKE, seed=6)
+    alone = KnnHDBSCAN(min_samples=2, device="cpu").fit(many).labels_
+    assert (alone >= 0).mean() > 0.3
+    assert (KnnHDBSCAN(min_samples=2, device="cpu", part_of_larger=True).fit(many).labels_ == alone).all()
