@@ -131,11 +131,11 @@ def people_across_cells(cell_people, checkpoint=None):
                                              F.col("person").alias("key"))
     found = (faces.join(component, "key", "left")
              .select("face_id", "cell", F.coalesce("component", "key").alias("person"), "probability", "outlier_score"))
-    # A face its home cell left in no person takes the person its other cell put it in. A small
-    # person whose faces have different home cells is found whole only in the cell that holds
-    # them all: without this its faces were left out everywhere else, and the one face whose home
-    # that cell is became a person of one (a synthetic archive of 100,000 faces in 8 cells: 269
-    # people of one face, and 6% fewer people than on one machine).
+    # A face its home cell left in no person takes the person another of its cells put it in (the
+    # smallest key, once joined). A small person whose faces have different home cells is found
+    # whole only in the cell that holds them all: without this its faces were left out everywhere
+    # else, and the one face whose home that cell is became a person of one (a synthetic archive
+    # of 100,000 faces in 8 cells: 269 people of one face, and 6% fewer people than on one machine).
     elsewhere = (away.join(component.withColumnRenamed("key", "dst"), "dst", "left")
                  .groupBy("face_id").agg(F.min(F.coalesce("component", "dst")).alias("elsewhere")))
     resolved = (found.join(elsewhere, "face_id", "left")
