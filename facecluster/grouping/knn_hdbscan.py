@@ -33,7 +33,7 @@ JOIN_SEARCHES_PER_COMPONENT = 256  # faces of one component that look outside it
 # A cell of a larger archive left this much noise is taken for one person with a few strangers:
 # HDBSCAN cannot select all it is given, so it picks a small piece of that person and leaves the
 # rest as noise (a person of 36,189 synthetic faces alone in a cell of 36,199 with 2 copies a face:
-# 91 faces found, the rest noise, and the person found in four pieces by the cells around it; a
+# 91 faces found, the rest noise, and the person found in pieces by the cells around it; a
 # person of 5,000 with 30 strangers: 11% found, 89% noise). Cells of several people leave 30 to 55%
 # noise (LFW, the synthetic archives).
 ONE_PERSON_CELL_NOISE = 0.8
