@@ -322,6 +322,8 @@ def main() -> None:
     if args.compare:
         return compare_runs(args)
     args.faces_per_cell = args.faces_per_cell[0]
+    if args.keep_labels:
+        Path(args.keep_labels).mkdir(parents=True, exist_ok=True)
     from sklearn.metrics import adjusted_rand_score
 
     work = Path(tempfile.mkdtemp(prefix="distributed-", dir=ROOT / ".cache"))

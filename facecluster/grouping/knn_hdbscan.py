@@ -288,9 +288,10 @@ class KnnHDBSCAN:
         widest edge. HDBSCAN never selects the whole of what it clusters (its root); a part of
         an archive (a cell of facecluster.grouping.cells) may be one person, who on the whole
         archive would be a cluster born where they join the rest, and in the part alone is
-        noise but for a small piece of them (ONE_PERSON_CELL_NOISE). Used only then: on a cell of many people, letting the cell be selected whole
-        made "people" of strangers (dev LFW split in 11 cells: pairwise precision 0.971 against
-        0.979). The stand-ins' own cluster is dropped."""
+        noise but for a small piece of them (ONE_PERSON_CELL_NOISE). Used only then: on a cell
+        of many people, letting the cell be selected whole made "people" of strangers (dev LFW
+        split in 11 cells: pairwise precision 0.971 against 0.979). The stand-ins' own cluster
+        is dropped."""
         stand_ins = np.arange(n, n + self.min_cluster_size, dtype=np.float64)
         chain = np.column_stack([stand_ins[:-1], stand_ins[1:], np.full(len(stand_ins) - 1, 1e-6)])
         return np.vstack([chain, [0.0, float(n), widest * (1 + 1e-6) + 1e-9]])
