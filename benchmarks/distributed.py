@@ -191,17 +191,19 @@ def home_cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: i
     neighbours this close (the ones the clustering's rules count)."""
     import faiss
 
-    from facecluster.grouping.cells import CELL_COPIES, cells_for, nearest_cells, train_cells
+    from facecluster.grouping.cells import cell_margin, cells_for, cells_of, nearest_cells, train_cells
 
     rng = np.random.default_rng(0)
     n_cells = cells_for(len(X), faces_per_cell)
     if n_cells == 1:
         return 1.0
-    centres = train_cells(X[rng.choice(len(X), min(len(X), 200_000), replace=False)], n_cells)
+    sample = X[rng.choice(len(X), min(len(X), 200_000), replace=False)]
+    centres = train_cells(sample, n_cells)
     asked = rng.choice(len(X), min(queries, len(X)), replace=False)
     squared, found = faiss.knn(X[asked], X, k + 1)
     home = nearest_cells(X[asked], centres, 1)[:, 0]
-    stored = nearest_cells(X[found[:, 1:].ravel()], centres, CELL_COPIES).reshape(len(asked), k, -1)
+    nearest, stored = cells_of(X[found[:, 1:].ravel()], centres, cell_margin(sample, centres))
+    stored = np.where(stored, nearest, -1).reshape(len(asked), k, -1)
     hit = (stored == home[:, None, None]).any(axis=2)
     counted = np.ones_like(hit) if within is None else np.sqrt(np.clip(squared[:, 1:], 0, None)) <= within
     return float(hit[counted].mean())

@@ -49,6 +49,32 @@ def cluster_with(spark, settings, root, **changes):
     return people_of(root)
 
 
+def test_faces_between_cells_are_stored_in_more_of_them():
+    """A face at a centre is stored in the fewest cells, one as near to four centres as to its own
+    in all four; across an archive the copies average CELL_COPIES, each face once a home."""
+    from facecluster.grouping import cells
+
+    centres = np.eye(8, dtype=np.float32)
+    between = np.r_[np.full(4, 0.5), np.zeros(4)].astype(np.float32)
+    nearest, stored = cells.cells_of(np.stack([centres[0], between]), centres, margin=0.01)
+    assert stored[0].sum() == cells.LEAST_COPIES and set(nearest[1][stored[1]]) == {0, 1, 2, 3}
+
+    X, _ = generate(6000, DLIB_LIKE, seed=5)
+    centres = cells.train_cells(X, 24)
+    margin = cells.cell_margin(X[np.random.default_rng(0).choice(len(X), 3000, replace=False)], centres)
+    nearest, stored = cells.cells_of(X, centres, margin)
+    copies = stored.sum(axis=1)
+    assert abs(copies.mean() - cells.CELL_COPIES) < 0.1 and copies.min() >= cells.LEAST_COPIES
+    assert copies.max() > cells.CELL_COPIES
+    batch = pd.DataFrame({"face_id": np.arange(len(X)).astype(str), "photo_id": "p", "embedding": list(X),
+                          "previous_person": None, "previous_probability": None, "previous_outlier_score": None})
+    routed = pd.concat(cells.route_to_cells(iter([batch]), centres, margin))
+    assert len(routed) == copies.sum() and routed.groupby("face_id")["home"].sum().eq(1).all()
+    assert (routed[routed["home"]].set_index("face_id")["cell"].sort_index(key=lambda i: i.astype(int)).to_numpy()
+            == nearest[:, 0]).all()
+    assert cells.cell_margin(X[:3000], centres[:3]) == np.inf
+
+
 def test_one_cell_finds_the_same_people_as_the_knn_algorithm(spark, settings, tmp_path):
     X, _ = generate(2000, DLIB_LIKE, seed=11)
     write_run(tmp_path, X)

@@ -4,8 +4,8 @@ HDBSCAN's tree cannot be cut into pieces that fit one task: at any distance that
 person's faces together, single linkage joins most of an archive into one component (the dev LFW
 split at mutual reachability 0.35: 7,413 of its 10,917 faces; at 0.41, all but 15:
 docs/benchmarks.md, "Past one machine"). So the archive is cut where faces are, as DiskANN
-shards an index: k-means centres split the faces into cells, each face is stored in its
-CELL_COPIES nearest cells, and each cell is clustered by the one-machine rules
+shards an index: k-means centres split the faces into cells, each face is stored in its nearest
+cells (CELL_COPIES on average, more for a face between many cells: cell_margin), and each cell is clustered by the one-machine rules
 (facecluster.grouping.clustering.PeopleClusterer) in one task. A face takes the person its home
 cell (its nearest) found for it; the people of two cells are one person where at least
 LINK_FACES faces were put in both (connected components on Spark, people_across_cells). A
@@ -24,10 +24,17 @@ import pandas as pd
 
 from facecluster.grouping.clustering import NOISE
 
-# Each face in its 3 nearest cells: its neighbours across a cell's border are seen with it. With 2,
-# a small person's few faces often had no cell in common and were found nowhere (100,000 synthetic
-# faces in cells of 25,000: 4.5% fewer people than one machine; with 3, 0.2% more).
+# Faces are stored 3 times on average: their neighbours across a cell's border are seen with them.
+# With 2 each, a small person's few faces often had no cell in common and were found nowhere
+# (100,000 synthetic faces in cells of 25,000: 4.5% fewer people than one machine; with 3, 0.2% more).
 CELL_COPIES = 3
+# How the copies are shared out (SPANN's rule for points on cell borders): a face goes to every cell
+# whose centre lies within a margin of its nearest, at least LEAST_COPIES and at most MOST_COPIES,
+# the margin set so that the average stays CELL_COPIES. In 128 dimensions a face's next centres lie
+# only 1-3% farther than its nearest, and 3 nearest cells each left 16% of the small people of a
+# million synthetic faces with no cell that held all their faces (by the margin: 11%).
+LEAST_COPIES = 2
+MOST_COPIES = 6
 LINK_FACES = 2  # faces two cells' people must share to be one person (one shared face may be a look-alike)
 SAMPLE_PER_CELL = 256  # faces the k-means centres are trained on, per cell (faiss's own floor is 39)
 ROUTED_SCHEMA = ("cell int, home boolean, face_id string, photo_id string, embedding array<float>, "
@@ -36,7 +43,7 @@ CELL_PEOPLE_SCHEMA = "cell int, home boolean, face_id string, person long, proba
 
 
 def cells_for(n_faces: int, faces_per_cell: int) -> int:
-    """Cells so that each holds about faces_per_cell faces, each face being stored CELL_COPIES times."""
+    """Cells so that each holds about faces_per_cell faces, each face being stored CELL_COPIES times on average."""
     if n_faces <= faces_per_cell:
         return 1
     return int(math.ceil(CELL_COPIES * n_faces / faces_per_cell))
@@ -57,31 +64,66 @@ def train_cells(sample: np.ndarray, n_cells: int, seed: int = 0) -> np.ndarray:
 
 def nearest_cells(X: np.ndarray, centres: np.ndarray, copies: int = CELL_COPIES) -> np.ndarray:
     """(n, min(copies, cells)) indices of each face's nearest cells, the home cell first."""
+    return _nearest_centres(X, centres, copies)[1]
+
+
+def _nearest_centres(X: np.ndarray, centres: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     index = faiss.IndexFlatL2(centres.shape[1])
     index.add(np.ascontiguousarray(centres, dtype=np.float32))
-    _, nearest = index.search(np.ascontiguousarray(X, dtype=np.float32), min(copies, len(centres)))
-    return nearest
+    squared, nearest = index.search(np.ascontiguousarray(X, dtype=np.float32), min(width, len(centres)))
+    return np.sqrt(np.clip(squared, 0, None)), nearest
 
 
-def route_to_cells(batches: Iterator[pd.DataFrame], centres: np.ndarray, copies: int = CELL_COPIES
-                   ) -> Iterator[pd.DataFrame]:
+def _farther_than_home(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's MOST_COPIES nearest cells and how much farther each centre lies than the home
+    cell's (a ratio, 1 for the home cell)."""
+    distance, nearest = _nearest_centres(X, centres, MOST_COPIES)
+    return distance / np.maximum(distance[:, :1], 1e-12), nearest
+
+
+def _copies(ratio: np.ndarray, margin: float) -> np.ndarray:
+    return np.clip((ratio <= 1.0 + margin).sum(axis=1), min(LEAST_COPIES, ratio.shape[1]), MOST_COPIES)
+
+
+def cell_margin(sample: np.ndarray, centres: np.ndarray, copies: float = CELL_COPIES) -> float:
+    """How much farther than its home cell's centre (a fraction) another cell's centre may lie for
+    the face to be stored there too: chosen on a sample of the faces so that a face is stored
+    `copies` times on average (inf: in every cell, when there are no more cells than that)."""
+    ratio, _ = _farther_than_home(sample, centres)
+    if len(centres) <= copies or _copies(ratio, np.inf).mean() <= copies:
+        return float("inf")
+    low, high = 0.0, float(ratio.max()) - 1.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _copies(ratio, middle).mean() < copies else (low, middle)
+    return high
+
+
+def cells_of(X: np.ndarray, centres: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, w) each face's nearest cells, the home cell first, and (n, w) which of them store the
+    face: those within the margin (cell_margin), at least LEAST_COPIES, at most MOST_COPIES."""
+    ratio, nearest = _farther_than_home(X, centres)
+    rank = np.arange(nearest.shape[1])
+    return nearest, rank[None, :] < _copies(ratio, margin)[:, None]
+
+
+def route_to_cells(batches: Iterator[pd.DataFrame], centres: np.ndarray, margin: float) -> Iterator[pd.DataFrame]:
     """Each face (face_id, photo_id, embedding and its previous_* columns: the last run's person,
-    probability and outlier score, null for a new face) as a row in each of its nearest cells,
-    marked home in the nearest."""
+    probability and outlier score, null for a new face) as a row in each cell that stores it
+    (cells_of), marked home in the nearest."""
     carried = ["face_id", "photo_id", "previous_person", "previous_probability", "previous_outlier_score"]
     for batch in batches:
         if batch.empty:
             continue
         X = np.stack(batch["embedding"].to_numpy()).astype(np.float32)
-        nearest = nearest_cells(X, centres, copies)
-        width = nearest.shape[1]
-        routed = pd.DataFrame({"cell": nearest.ravel().astype(np.int32),
-                               "home": np.tile(np.arange(width) == 0, len(batch))})
+        nearest, stored = cells_of(X, centres, margin)
+        face, rank = np.nonzero(stored)
+        routed = pd.DataFrame({"cell": nearest[face, rank].astype(np.int32), "home": rank == 0})
         for column in carried:
-            routed[column] = np.repeat(batch[column].to_numpy(), width)
-        routed["embedding"] = list(np.repeat(X, width, axis=0))
+            routed[column] = batch[column].to_numpy()[face]
+        routed["embedding"] = list(X[face])
         yield routed
 
 

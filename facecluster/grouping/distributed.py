@@ -172,6 +172,7 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
     (face_id, person_id, probability, outlier_score) in an incremental run, else None."""
     step(spark, "cell centres")
     centres = cell_centres(faces, sample, n_faces, cluster_settings["faces_per_cell"])
+    margin = cells.cell_margin(_batch_matrix(sample), centres)
     if previous is not None:
         faces = faces.join(previous.select("face_id", F.col("person_id").alias("previous_person"),
                                            F.col("probability").alias("previous_probability"),
@@ -184,7 +185,7 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
         largest = None
     routed = faces.select("face_id", "photo_id", "embedding", "previous_person", "previous_probability",
                           "previous_outlier_score").mapInPandas(
-        functools.partial(cells.route_to_cells, centres=centres), cells.ROUTED_SCHEMA)
+        functools.partial(cells.route_to_cells, centres=centres, margin=margin), cells.ROUTED_SCHEMA)
     cluster = cell_clusterer(cluster_settings, model, distances, None if largest is None else int(largest), len(centres))
     found = routed.groupBy("cell").applyInPandas(lambda rows: cells.cluster_cell(rows, cluster),
                                                  cells.CELL_PEOPLE_SCHEMA)
