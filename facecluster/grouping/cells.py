@@ -5,8 +5,9 @@ person's faces together, single linkage joins most of an archive into one compon
 split at mutual reachability 0.35: 7,413 of its 10,917 faces; at 0.41, all but 15:
 docs/benchmarks.md, "Past one machine"). So the archive is cut where faces are, as DiskANN
 shards an index: k-means centres split the faces into cells, each face is stored in its nearest
-cells (CELL_COPIES on average, more for a face between many cells: cell_margin), and each cell is clustered by the one-machine rules
-(facecluster.grouping.clustering.PeopleClusterer) in one task. A face takes the person its home
+cells (CELL_COPIES on average, more for a face between many cells: cell_margin), and each cell
+is clustered by the one-machine rules (facecluster.grouping.clustering.PeopleClusterer) in one
+task. A face takes the person its home
 cell (its nearest) found for it; the people of two cells are one person where at least
 LINK_FACES faces were put in both (connected components on Spark, people_across_cells). A
 person larger than a cell (a head of state in a news archive) spreads over several cells and is
@@ -43,7 +44,8 @@ CELL_PEOPLE_SCHEMA = "cell int, home boolean, face_id string, person long, proba
 
 
 def cells_for(n_faces: int, faces_per_cell: int) -> int:
-    """Cells so that each holds about faces_per_cell faces, each face being stored CELL_COPIES times on average."""
+    """Cells so that each holds about faces_per_cell faces, a face being stored CELL_COPIES times on
+    average."""
     if n_faces <= faces_per_cell:
         return 1
     return int(math.ceil(CELL_COPIES * n_faces / faces_per_cell))
