@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from facecluster.core import tables
-from facecluster.core.catalogue import ASSIGNMENTS, FACES, LABELS_APPLIED, LABEL_LOG, PEOPLE
+from facecluster.core.catalogue import ASSIGNMENTS, CELLS, FACES, LABELS_APPLIED, LABEL_LOG, PEOPLE
+from facecluster.grouping.cells import Cells
 from facecluster.grouping.clustering import NOISE, PeopleClusterer, check_one_model
 from facecluster.curation.labels import (APPLIED_COLUMNS, Constraints, LabelError, apply_constraints, check_labels, parse_label_log,
                                 snapshot, stable_person_ids)
@@ -45,6 +46,12 @@ def extract_previous_assignments(spark: SparkSession, out: str) -> pd.DataFrame 
     if not tables.exists(spark, path):
         return None
     return spark.read.parquet(path).select("face_id", "person_id", "probability", "outlier_score").toPandas()
+
+
+def extract_cells(spark: SparkSession, out: str) -> Cells | None:
+    """The cells the last run on the executors made (facecluster.grouping.cells.Cells), if any."""
+    path = CELLS.path(out)
+    return Cells.from_frame(spark.read.parquet(path).toPandas()) if tables.exists(spark, path) else None
 
 
 def extract_labels(spark: SparkSession, out: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
@@ -194,8 +201,8 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
         print(f"cluster: distances {distances.source}", flush=True)
     incremental = (cluster_settings["mode"] == "incremental" and previous is not None
                    and not previous.where(F.col("person_id") != NOISE).isEmpty())
-    found = people_on_executors(spark, clustered, previous if incremental else None, cluster_settings, model,
-                                distances, n_clustered, sample)
+    found, cells = people_on_executors(spark, clustered, previous if incremental else None, cluster_settings, model,
+                                       distances, n_clustered, sample, extract_cells(spark, out) if incremental else None)
     step(spark, "labels")
     found, identity_label = obey_labels(found, constraints)
     found = found.localCheckpoint(eager=True)
@@ -237,6 +244,7 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
     write_table(assignments, out, ASSIGNMENTS.name)
     step(spark, "people")
     write_table(people.select(*StructType.fromDDL(PEOPLE.schema).fieldNames()), out, PEOPLE.name)
+    write_table(spark.createDataFrame(cells.to_frame(), CELLS.schema), out, CELLS.name, files=1)
     spark.sparkContext.setJobDescription(None)
     return run_id
 

@@ -7,7 +7,8 @@ A person: their faces, embeddings, thumbnails, assignments, identities, kNN-grap
 they are in stay (other people may be in them). A photo: the photo's bytes and every face found
 in it go, with all that refers to them. Every table that held them is rewritten whole (the
 embed job's committed rounds too), `people` and `person_albums` are recomputed without them,
-and the gallery page (OUT/report) and any half-written table (OUT/_staging) are deleted.
+and the gallery page (OUT/report), the cells of a run on the executors (OUT/cells) and any
+half-written table (OUT/_staging) are deleted.
 
 To keep them out of later runs, OUT/forgotten lists keyed digests of the forgotten photo and
 face ids, never the ids themselves: ingest drops a forgotten photo if the archive still holds

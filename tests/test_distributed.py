@@ -13,9 +13,9 @@ pytestmark = pytest.mark.spark
 DLIB_LIKE = FaceSpace(dimension=128, common=2.70, noise=0.227, noise_spread=0.2, common_spread=0.1)
 
 
-def write_run(root, X, photos=None, model="dlib-resnet-v1"):
-    """A faces and a photos table as embed writes them, for synthetic faces."""
-    ids = np.array([f"face{i:06d}" for i in range(len(X))])
+def write_run(root, X, photos=None, model="dlib-resnet-v1", ids=None):
+    """A faces and a photos table as embed writes them, for synthetic faces (ids: the faces')."""
+    ids = np.array([f"face{i:06d}" for i in range(len(X))]) if ids is None else np.asarray(ids)
     photos = ids if photos is None else np.asarray(photos)
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1]).cast(pa.list_(pa.float32()))
     for name in ("faces", "photos"):
@@ -152,3 +152,35 @@ def test_labels_and_an_added_album_on_the_executors(spark, settings, tmp_path):
     new = after.reindex(ids[2000:])
     assert (new >= 0).mean() >= 0.8 * (first >= 0).mean(), "the new faces join people as the first ones did"
     assert set(pd.read_parquet(tmp_path / "assignments")["face_id"]) == set(ids)
+
+
+def test_an_added_album_touches_only_the_cells_it_falls_in_and_forget_drops_the_cells(spark, settings, tmp_path,
+                                                                                      capsys):
+    """The cells are kept for the next incremental run: a new album of one person is stored in a
+    few of them, the others are not clustered again. Forget deletes them (their centres are means
+    of sampled faces)."""
+    from facecluster.jobs import forget
+
+    X, truth = generate(2000, DLIB_LIKE, seed=21)
+    sizes = np.bincount(truth)
+    newcomer = int(np.flatnonzero((sizes >= 15) & (sizes <= 40))[0])
+    old = truth != newcomer
+    ids = np.array([f"face{i:06d}" for i in range(len(X))])
+    write_run(tmp_path, X[old], ids=ids[old])
+    first = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="full", faces_per_cell=400)
+    centres = pd.read_parquet(tmp_path / "cells").sort_values("cell")
+    capsys.readouterr()
+    write_run(tmp_path, X, ids=ids)
+    after = cluster_with(spark, settings, tmp_path, algorithm="distributed", mode="incremental", faces_per_cell=400)
+    touched, n_cells = (int(n) for n in
+                        capsys.readouterr().out.split("new faces in ")[1].split(" cells")[0].split(" of "))
+    assert n_cells == len(centres) >= 12 and 1 <= touched <= n_cells // 3, (touched, n_cells)
+    again = pd.read_parquet(tmp_path / "cells").sort_values("cell")
+    assert np.array_equal(np.stack(again["centre"]), np.stack(centres["centre"])), "the same cells"
+    grouped = first[first >= 0]
+    assert (after.reindex(grouped.index) == grouped).all(), "the old people keep their faces"
+    new = after.reindex(ids[~old])
+    found = new[new >= 0]
+    assert len(found) >= 0.8 * len(new) and found.nunique() == 1 and found.iloc[0] not in set(first), new
+    forget.forget(spark, str(tmp_path), photo=ids[~old][0])
+    assert not (tmp_path / "cells").exists()

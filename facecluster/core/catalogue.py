@@ -40,6 +40,8 @@ LABELS_APPLIED = Table("labels_applied", "a line of labels.csv as applied to fac
 IDENTITIES = Table("identities", "a face named from a gallery (facecluster identify), or unknown", ("face_id",),
                    "face_id string, name string, probability double, distance double, model string")
 KNN_GRAPH = Table("knn_graph", "a face and one of its nearest faces", ("face_id", "neighbour_id"))
+CELLS = Table("cells", "a cell of the archive (cluster.algorithm distributed): its centre, kept for the next run",
+              ("cell",), "cell int, centre array<float>, margin double, faces long, faces_per_cell long, model string")
 FORGOTTEN = Table("forgotten", "a keyed digest of a forgotten photo or face, kept out of every later run", ("digest",))
 
 # The tables a run leaves for the user, in the order they are listed.

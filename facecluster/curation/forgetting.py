@@ -29,7 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core import tables
-from facecluster.core.catalogue import (ASSIGNMENTS, EMBED_PARTS, FACE_TABLES, FACES, FORGET_KEY, FORGET_PENDING,
+from facecluster.core.catalogue import (ASSIGNMENTS, CELLS, EMBED_PARTS, FACE_TABLES, FACES, FORGET_KEY, FORGET_PENDING,
                                         FORGOTTEN, LABEL_LOG, LABELS_APPLIED, PEOPLE, PHOTO_STATUS, PHOTO_TABLES,
                                         face_id_column)
 from facecluster.core.errors import UserError
@@ -185,7 +185,9 @@ def finish(spark: SparkSession, out: str, work: dict) -> list[str]:
         from facecluster.curation.labels import blank_label_lines
 
         tables.write_text(spark, log, blank_label_lines(text, label_rows, faces_kept))
-    for leftover in ("report", "_staging"):  # a gallery page and half-written tables may hold them
+    # A gallery page and half-written tables may hold them; the cells' centres are means of sampled
+    # faces (a cell of few faces is nearly one face): the next run makes new ones.
+    for leftover in ("report", "_staging", CELLS.name):
         tables.delete(spark, table_path(out, leftover))
     forget_copies(out)
     tables.delete(spark, table_path(out, PENDING))

@@ -18,6 +18,7 @@ The driver holds the centres, a sample to train them on and one count per cell, 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -41,6 +42,37 @@ SAMPLE_PER_CELL = 256  # faces the k-means centres are trained on, per cell (fai
 ROUTED_SCHEMA = ("cell int, home boolean, face_id string, photo_id string, embedding array<float>, "
                  "previous_person long, previous_probability double, previous_outlier_score double")
 CELL_PEOPLE_SCHEMA = "cell int, home boolean, face_id string, person long, probability double, outlier_score double"
+# Cells are kept for the next incremental run until the archive outgrows them: past this many
+# times the faces they were made for, an average cell would hold that much more than faces_per_cell.
+OUTGROWN = 1.5
+
+
+@dataclass(frozen=True)
+class Cells:
+    """An archive's cells as a run made them, kept (OUT/cells) so that the next incremental run
+    stores the old faces in the same cells and leaves the cells without new faces as they were.
+    centres: (cells, d) float32; margin: cell_margin's; faces: the faces they were made for."""
+    centres: np.ndarray
+    margin: float
+    faces: int
+    faces_per_cell: int
+    model: str
+
+    def suit(self, n_faces: int, faces_per_cell: int, model: str) -> bool:
+        """Whether an archive of n_faces, clustered with these settings and model, may keep them."""
+        return (self.model == model and self.faces_per_cell == faces_per_cell
+                and self.centres.shape[0] >= 1 and n_faces <= OUTGROWN * self.faces)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"cell": np.arange(len(self.centres), dtype=np.int32),
+                             "centre": [row.tolist() for row in self.centres], "margin": self.margin,
+                             "faces": self.faces, "faces_per_cell": self.faces_per_cell, "model": self.model})
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "Cells":
+        frame = frame.sort_values("cell")
+        return cls(np.stack(frame["centre"].to_numpy()).astype(np.float32), float(frame["margin"].iloc[0]),
+                   int(frame["faces"].iloc[0]), int(frame["faces_per_cell"].iloc[0]), str(frame["model"].iloc[0]))
 
 
 def cells_for(n_faces: int, faces_per_cell: int) -> int:

@@ -89,14 +89,15 @@ def model_distances(model: str, sample: pd.DataFrame):
     return distances(model, _batch_matrix(sample), sample["photo_id"].to_numpy())
 
 
-def cell_centres(faces: DataFrame, sample: pd.DataFrame, n_faces: int, faces_per_cell: int, seed: int = 0
-                 ) -> np.ndarray:
-    """Centres for cells of about faces_per_cell faces. A cell the first centres make too large (a
-    person of half a million faces: k-means gives a dense region few centres for its share of
-    the sample) is cut again by centres trained on its own faces, until none holds more than
-    twice faces_per_cell (three rounds at most)."""
-    X = _batch_matrix(sample)
-    centres = cells.train_cells(X, cells.cells_for(n_faces, faces_per_cell), seed)
+def cell_centres(faces: DataFrame, sample: pd.DataFrame, n_faces: int, faces_per_cell: int, seed: int = 0,
+                 kept: np.ndarray | None = None) -> np.ndarray:
+    """Centres for cells of about faces_per_cell faces: kept (the last run's), or trained on the
+    sample. A cell too large (a person of half a million faces: k-means gives a dense region few
+    centres for its share of the sample; or a large album of one person added to kept cells) is
+    cut again by centres trained on its own faces, until none holds more than twice
+    faces_per_cell (three rounds at most); the other cells stay as they were."""
+    centres = kept if kept is not None else cells.train_cells(_batch_matrix(sample),
+                                                              cells.cells_for(n_faces, faces_per_cell), seed)
     for round_ in range(3):
         if len(centres) == 1:
             break
@@ -166,13 +167,22 @@ def cell_clusterer(cluster_settings: dict, model: str, distances, previous_large
 
 
 def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFrame | None, cluster_settings: dict,
-                        model: str, distances, n_faces: int, sample: pd.DataFrame, checkpoint=None) -> DataFrame:
+                        model: str, distances, n_faces: int, sample: pd.DataFrame, kept: cells.Cells | None = None,
+                        checkpoint=None) -> tuple[DataFrame, cells.Cells]:
     """faces (face_id, photo_id, embedding: the faces to cluster) -> (face_id, person: a key, null
-    for a face in no person, probability, outlier_score). previous: the last run's assignments
-    (face_id, person_id, probability, outlier_score) in an incremental run, else None."""
+    for a face in no person, probability, outlier_score), and the cells used. previous: the last
+    run's assignments (face_id, person_id, probability, outlier_score) in an incremental run, else
+    None; kept: the last run's cells, used again where they suit this archive (Cells.suit), so
+    that only the cells the new faces fall in are clustered again."""
+    faces_per_cell = cluster_settings["faces_per_cell"]
     step(spark, "cell centres")
-    centres = cell_centres(faces, sample, n_faces, cluster_settings["faces_per_cell"])
-    margin = cells.cell_margin(_batch_matrix(sample), centres)
+    kept = kept if kept is not None and kept.suit(n_faces, faces_per_cell, model) else None
+    centres = cell_centres(faces, sample, n_faces, faces_per_cell, kept=None if kept is None else kept.centres)
+    if kept is not None and centres is kept.centres:
+        used = kept
+    else:
+        used = cells.Cells(centres, cells.cell_margin(_batch_matrix(sample), centres),
+                           n_faces if kept is None else kept.faces, faces_per_cell, model)
     if previous is not None:
         faces = faces.join(previous.select("face_id", F.col("person_id").alias("previous_person"),
                                            F.col("probability").alias("previous_probability"),
@@ -183,9 +193,13 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
                              F.lit(None).cast("double").alias("previous_probability"),
                              F.lit(None).cast("double").alias("previous_outlier_score"))
         largest = None
-    routed = faces.select("face_id", "photo_id", "embedding", "previous_person", "previous_probability",
-                          "previous_outlier_score").mapInPandas(
-        functools.partial(cells.route_to_cells, centres=centres, margin=margin), cells.ROUTED_SCHEMA)
+    route = functools.partial(cells.route_to_cells, centres=centres, margin=used.margin)
+    columns = ["face_id", "photo_id", "embedding", "previous_person", "previous_probability", "previous_outlier_score"]
+    if previous is not None:
+        touched = (faces.where(F.col("previous_person").isNull()).select(*columns)
+                   .mapInPandas(route, cells.ROUTED_SCHEMA).select("cell").distinct().count())
+        print(f"cluster: new faces in {touched} of {len(centres)} cells; the others keep their people", flush=True)
+    routed = faces.select(*columns).mapInPandas(route, cells.ROUTED_SCHEMA)
     cluster = cell_clusterer(cluster_settings, model, distances, None if largest is None else int(largest), len(centres))
     found = routed.groupBy("cell").applyInPandas(lambda rows: cells.cluster_cell(rows, cluster),
                                                  cells.CELL_PEOPLE_SCHEMA)
@@ -193,7 +207,7 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
     step(spark, "cluster each cell")
     found = checkpoint(found)
     step(spark, "join people across cells")
-    return cells.people_across_cells(found, checkpoint)
+    return cells.people_across_cells(found, checkpoint), used
 
 
 def previous_for_labels(previous: DataFrame | None, labels: pd.DataFrame | None, first_row: int) -> pd.DataFrame | None:
