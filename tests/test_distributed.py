@@ -182,5 +182,8 @@ def test_an_added_album_touches_only_the_cells_it_falls_in_and_forget_drops_the_
     new = after.reindex(ids[~old])
     found = new[new >= 0]
     assert len(found) >= 0.8 * len(new) and found.nunique() == 1 and found.iloc[0] not in set(first), new
-    forget.forget(spark, str(tmp_path), photo=ids[~old][0])
+    (tmp_path / "photo_status").mkdir()
+    pq.write_table(pa.table({"photo_id": ids, "status": ["ok"] * len(ids), "n_faces": np.ones(len(ids), np.int32)}),
+                   tmp_path / "photo_status" / "part-0.parquet")
+    forget.forget(spark, str(tmp_path), person=int(found.iloc[0]))
     assert not (tmp_path / "cells").exists()
