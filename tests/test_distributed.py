@@ -75,6 +75,26 @@ def test_faces_between_cells_are_stored_in_more_of_them():
     assert cells.cell_margin(X[:3000], centres[:3]) == np.inf
 
 
+def test_a_cell_with_too_many_copies_keeps_its_own_faces_and_the_nearest_copies():
+    from facecluster.grouping import cells
+
+    rng = np.random.default_rng(0)
+    farther = np.r_[np.zeros(10), rng.permutation(np.linspace(0.001, 0.01, 10))]
+    rows = pd.DataFrame({"cell": 4, "home": np.arange(20) < 10, "farther": farther,
+                         "face_id": [f"f{i:02d}" for i in range(20)], "photo_id": [f"p{i:02d}" for i in range(20)],
+                         "embedding": list(rng.normal(size=(20, 8)).astype(np.float32))})
+    seen = []
+
+    def cluster(X, photos, kept):
+        seen.append(len(X))
+        return np.zeros(len(X)), np.ones(len(X)), np.zeros(len(X)), np.zeros(len(X), dtype=bool)
+
+    found = cells.cluster_cell(rows, cluster, most=15)
+    nearest_copies = rows[~rows["home"]].nsmallest(5, "farther")["face_id"]
+    assert seen == [15] and set(found["face_id"]) == set(rows["face_id"][:10]) | set(nearest_copies)
+    assert len(cells.cluster_cell(rows, cluster)) == 20
+
+
 def test_one_cell_finds_the_same_people_as_the_knn_algorithm(spark, settings, tmp_path):
     X, _ = generate(2000, DLIB_LIKE, seed=11)
     write_run(tmp_path, X)

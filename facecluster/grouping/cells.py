@@ -40,7 +40,7 @@ LEAST_COPIES = 2
 MOST_COPIES = 6
 LINK_FACES = 2  # faces two cells' people must share to be one person (one shared face may be a look-alike)
 SAMPLE_PER_CELL = 256  # faces the k-means centres are trained on, per cell (faiss's own floor is 39)
-ROUTED_SCHEMA = ("cell int, home boolean, face_id string, photo_id string, embedding array<float>, "
+ROUTED_SCHEMA = ("cell int, home boolean, farther double, face_id string, photo_id string, embedding array<float>, "
                  "previous_person long, previous_probability double, previous_outlier_score double")
 CELL_PEOPLE_SCHEMA = "cell int, home boolean, face_id string, person long, probability double, outlier_score double"
 # Cells are kept for the next incremental run until the archive outgrows them: past this many
@@ -139,36 +139,51 @@ def cell_margin(sample: np.ndarray, centres: np.ndarray, copies: float = CELL_CO
 def cells_of(X: np.ndarray, centres: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(n, w) each face's nearest cells, the home cell first, and (n, w) which of them store the
     face: those within the margin (cell_margin), at least LEAST_COPIES, at most MOST_COPIES."""
+    nearest, stored, _ = _cells_and_ratios(X, centres, margin)
+    return nearest, stored
+
+
+def _cells_and_ratios(X: np.ndarray, centres: np.ndarray, margin: float):
     ratio, nearest = _farther_than_home(X, centres)
     rank = np.arange(nearest.shape[1])
-    return nearest, rank[None, :] < _copies(ratio, margin)[:, None]
+    return nearest, rank[None, :] < _copies(ratio, margin)[:, None], ratio
 
 
 def route_to_cells(batches: Iterator[pd.DataFrame], centres: np.ndarray, margin: float) -> Iterator[pd.DataFrame]:
     """Each face (face_id, photo_id, embedding and its previous_* columns: the last run's person,
     probability and outlier score, null for a new face) as a row in each cell that stores it
-    (cells_of), marked home in the nearest."""
+    (cells_of), marked home in the nearest; farther: how much farther that cell's centre lies
+    than the home cell's (a fraction, 0 at home)."""
     carried = ["face_id", "photo_id", "previous_person", "previous_probability", "previous_outlier_score"]
     for batch in batches:
         if batch.empty:
             continue
         X = np.stack(batch["embedding"].to_numpy()).astype(np.float32)
-        nearest, stored = cells_of(X, centres, margin)
+        nearest, stored, ratio = _cells_and_ratios(X, centres, margin)
         face, rank = np.nonzero(stored)
-        routed = pd.DataFrame({"cell": nearest[face, rank].astype(np.int32), "home": rank == 0})
+        routed = pd.DataFrame({"cell": nearest[face, rank].astype(np.int32), "home": rank == 0,
+                               "farther": ratio[face, rank].astype(np.float64) - 1.0})
         for column in carried:
             routed[column] = batch[column].to_numpy()[face]
         routed["embedding"] = list(X[face])
         yield routed
 
 
-def cluster_cell(rows: pd.DataFrame, cluster: Callable[[np.ndarray, np.ndarray, pd.DataFrame], tuple]
-                 ) -> pd.DataFrame:
+def cluster_cell(rows: pd.DataFrame, cluster: Callable[[np.ndarray, np.ndarray, pd.DataFrame], tuple],
+                 most: int | None = None) -> pd.DataFrame:
     """One cell's faces clustered on one executor. cluster(X, photos, rows) -> (labels,
     probabilities, outlier_scores, old): the one-machine rules; old marks the labels that are
     the last run's person ids (an incremental run), the others are the cell's own numbers.
-    Each face's person: a key unique across cells (person_key), null for a face in no person."""
+    Each face's person: a key unique across cells (person_key), null for a face in no person.
+    most: the faces one task clusters at most. A cell is cut while its own faces are more than
+    that (facecluster.grouping.distributed.cell_centres), but the copies of its neighbours' faces
+    come on top: in 128 dimensions a few centres lie near many faces (a synthetic archive of two
+    million faces in 24 cells: cells of 540,000 faces, 150,000 of them their own). Past `most`,
+    the copies whose home lies nearest are kept (the others are clustered in their own cells)."""
     rows = rows.sort_values(["face_id", "home"], ascending=[True, False]).drop_duplicates("face_id")
+    if most is not None and len(rows) > most:
+        copies = rows.loc[~rows["home"], "farther"].sort_values(kind="stable")
+        rows = rows.drop(copies.index[max(0, most - int(rows["home"].sum())):]).sort_values("face_id")
     rows = rows.reset_index(drop=True)
     X = np.stack(rows["embedding"].to_numpy()).astype(np.float32)
     labels, probabilities, outlier_scores, old = cluster(X, rows["photo_id"].to_numpy(), rows)

@@ -201,7 +201,8 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
         print(f"cluster: new faces in {touched} of {len(centres)} cells; the others keep their people", flush=True)
     routed = faces.select(*columns).mapInPandas(route, cells.ROUTED_SCHEMA)
     cluster = cell_clusterer(cluster_settings, model, distances, None if largest is None else int(largest), len(centres))
-    found = routed.groupBy("cell").applyInPandas(lambda rows: cells.cluster_cell(rows, cluster),
+    most = 2 * faces_per_cell  # the faces of one task, as cell_centres cuts the cells
+    found = routed.groupBy("cell").applyInPandas(lambda rows: cells.cluster_cell(rows, cluster, most),
                                                  cells.CELL_PEOPLE_SCHEMA)
     checkpoint = checkpoint or (lambda frame: frame.localCheckpoint(eager=True))
     step(spark, "cluster each cell")
