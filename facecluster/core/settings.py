@@ -162,7 +162,8 @@ RULES: dict[str, Rule] = {
                               "cluster.distributed_from, knn between"),
     "cluster.distributed_from": Rule(_int_at_least(1), "faces from which algorithm auto clusters on the executors"),
     "cluster.faces_per_cell": Rule(_int_at_least(100), "faces one executor task clusters at once (algorithm "
-                                   "distributed); each face is stored in 3 cells on average"),
+                                   "distributed; at most twice this, about 9 KB of the task's memory a "
+                                   "face); each face is stored in 3 cells on average"),
     "cluster.device": Rule(_choice("auto", "cpu", "cuda"), "where the kNN graph is computed (algorithm knn): "
                            "a GPU searches exactly at any size; auto = a GPU when the driver has one"),
     "cluster.min_face_px": Rule(_int_at_least(0), "faces whose short side is smaller (original pixels) stay in "
