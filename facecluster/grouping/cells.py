@@ -7,11 +7,10 @@ docs/benchmarks.md, "Past one machine"). So the archive is cut where faces are, 
 shards an index: k-means centres split the faces into cells, each face is stored in its nearest
 cells (CELL_COPIES on average, more for a face between many cells: cell_margin), and each cell
 is clustered by the one-machine rules (facecluster.grouping.clustering.PeopleClusterer) in one
-task. A face takes the person its home
-cell (its nearest) found for it; the people of two cells are one person where at least
-LINK_FACES faces were put in both (connected components on Spark, people_across_cells). A
-person larger than a cell (a head of state in a news archive) spreads over several cells and is
-joined back the same way.
+task. A face takes the person its home cell (its nearest) found for it; the people of two cells
+are one person where at least LINK_FACES faces were put in both (connected components on Spark,
+people_across_cells). A person larger than a cell (a head of state in a news archive) spreads
+over several cells and is joined back the same way.
 
 The driver holds the centres, a sample to train them on and one count per cell, never the faces.
 """
@@ -61,8 +60,7 @@ class Cells:
 
     def suit(self, n_faces: int, faces_per_cell: int, model: str) -> bool:
         """Whether an archive of n_faces, clustered with these settings and model, may keep them."""
-        return (self.model == model and self.faces_per_cell == faces_per_cell
-                and self.centres.shape[0] >= 1 and n_faces <= OUTGROWN * self.faces)
+        return self.model == model and self.faces_per_cell == faces_per_cell and n_faces <= OUTGROWN * self.faces
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"cell": np.arange(len(self.centres), dtype=np.int32),
