@@ -184,16 +184,30 @@ def stage_figures(events: Path) -> list[dict]:
     return stages
 
 
+def clustered_in(nearest: np.ndarray, stored: np.ndarray, ratio: np.ndarray, most: int) -> np.ndarray:
+    """(n, w) which of the cells that store a face (cells_and_ratios) cluster it: a cell's task
+    keeps at most `most` faces (kept_in_cell)."""
+    from facecluster.grouping.cells import kept_in_cell
+
+    kept = stored.copy()
+    face, rank = np.nonzero(stored)
+    cell = nearest[face, rank]
+    for each in np.unique(cell):
+        at = cell == each
+        kept[face[at], rank[at]] = kept_in_cell(rank[at] == 0, ratio[face[at], rank[at]] - 1.0, most)
+    return kept
+
+
 def cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 1000,
                 within: float | None = None) -> dict:
     """Share of a sampled face's k nearest faces (brute force) stored in its home cell ("home"),
-    and in any cell the face is stored in ("any": the neighbours some cell clusters it with), with
-    the centres cell_centres would train (k-means on up to 200,000 faces) and cell_margin's
-    copies; "home within" and "any within": of the neighbours closer than within only (the ones
-    the clustering's rules count)."""
+    and in any cell the face is clustered in ("any": the neighbours some cell clusters it with), with
+    the centres cell_centres would train (k-means on up to 200,000 faces), cell_margin's copies
+    and the cap on a cell task (clustered_in: twice faces_per_cell); "home within" and "any within":
+    of the neighbours closer than within only (the ones the clustering's rules count)."""
     import faiss
 
-    from facecluster.grouping.cells import cell_margin, cells_for, cells_of, train_cells
+    from facecluster.grouping.cells import cell_margin, cells_and_ratios, cells_for, train_cells
 
     rng = np.random.default_rng(0)
     n_cells = cells_for(len(X), faces_per_cell)
@@ -201,15 +215,14 @@ def cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 
         return {"home": 1.0, "any": 1.0, "home within": 1.0, "any within": 1.0}
     sample = X[rng.choice(len(X), min(len(X), 200_000), replace=False)]
     centres = train_cells(sample, n_cells)
-    margin = cell_margin(sample, centres)
+    nearest, stored, ratio = cells_and_ratios(X, centres, cell_margin(sample, centres))
+    clustered = np.where(clustered_in(nearest, stored, ratio, 2 * faces_per_cell), nearest, -1)
     asked = rng.choice(len(X), min(queries, len(X)), replace=False)
     squared, found = faiss.knn(X[asked], X, k + 1)
-    own, own_stored = cells_of(X[asked], centres, margin)
-    own = np.where(own_stored, own, -2)
-    nearest, stored = cells_of(X[found[:, 1:].ravel()], centres, margin)
-    stored = np.where(stored, nearest, -1).reshape(len(asked), k, -1)
-    home = (stored == own[:, None, :1]).any(axis=2)
-    anywhere = (stored[:, :, :, None] == own[:, None, None, :]).any(axis=(2, 3))
+    own = np.where(clustered[asked] >= 0, clustered[asked], -2)
+    where = clustered[found[:, 1:].ravel()].reshape(len(asked), k, -1)
+    home = (where == own[:, None, :1]).any(axis=2)
+    anywhere = (where[:, :, :, None] == own[:, None, None, :]).any(axis=(2, 3))
     close = np.sqrt(np.clip(squared[:, 1:], 0, None)) <= (np.inf if within is None else within)
     return {"home": float(home.mean()), "any": float(anywhere.mean()),
             "home within": float(home[close].mean()), "any within": float(anywhere[close].mean())}

@@ -66,6 +66,9 @@ def test_faces_between_cells_are_stored_in_more_of_them():
     copies = stored.sum(axis=1)
     assert abs(copies.mean() - cells.CELL_COPIES) < 0.1 and copies.min() >= cells.LEAST_COPIES
     assert copies.max() > cells.CELL_COPIES
+    at_a_centre = np.vstack([X[:3000], centres[:1]])  # a small cell's centre is nearly one of its faces
+    _, stored = cells.cells_of(at_a_centre, centres, cells.cell_margin(at_a_centre, centres))
+    assert abs(stored.sum(axis=1).mean() - cells.CELL_COPIES) < 0.1
     batch = pd.DataFrame({"face_id": np.arange(len(X)).astype(str), "photo_id": "p", "embedding": list(X),
                           "previous_person": None, "previous_probability": None, "previous_outlier_score": None})
     routed = pd.concat(cells.route_to_cells(iter([batch]), centres, margin))

@@ -127,21 +127,26 @@ def cell_margin(sample: np.ndarray, centres: np.ndarray, copies: float = CELL_CO
     ratio, _ = _farther_than_home(sample, centres)
     if len(centres) <= copies or _copies(ratio, np.inf).mean() <= copies:
         return float("inf")
-    low, high = 0.0, float(ratio.max()) - 1.0
-    for _ in range(40):
-        middle = (low + high) / 2
-        low, high = (middle, high) if _copies(ratio, middle).mean() < copies else (low, middle)
-    return high
+    # Searched among the sample's own ratios, not by halving a range: a face at a small cell's
+    # centre has a ratio of 1e11, and halving down from there stops far too coarse.
+    margins = np.unique(ratio[:, LEAST_COPIES:].astype(np.float64)) - 1.0
+    low, high = 0, len(margins) - 1
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if _copies(ratio, margins[middle]).mean() < copies else (low, middle)
+    return float(margins[low])
 
 
 def cells_of(X: np.ndarray, centres: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(n, w) each face's nearest cells, the home cell first, and (n, w) which of them store the
     face: those within the margin (cell_margin), at least LEAST_COPIES, at most MOST_COPIES."""
-    nearest, stored, _ = _cells_and_ratios(X, centres, margin)
+    nearest, stored, _ = cells_and_ratios(X, centres, margin)
     return nearest, stored
 
 
-def _cells_and_ratios(X: np.ndarray, centres: np.ndarray, margin: float):
+def cells_and_ratios(X: np.ndarray, centres: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cells_of, and (n, w) how much farther each of those centres lies than the home cell's (a
+    ratio, 1 at home)."""
     ratio, nearest = _farther_than_home(X, centres)
     rank = np.arange(nearest.shape[1])
     return nearest, rank[None, :] < _copies(ratio, margin)[:, None], ratio
@@ -157,7 +162,7 @@ def route_to_cells(batches: Iterator[pd.DataFrame], centres: np.ndarray, margin:
         if batch.empty:
             continue
         X = np.stack(batch["embedding"].to_numpy()).astype(np.float32)
-        nearest, stored, ratio = _cells_and_ratios(X, centres, margin)
+        nearest, stored, ratio = cells_and_ratios(X, centres, margin)
         face, rank = np.nonzero(stored)
         routed = pd.DataFrame({"cell": nearest[face, rank].astype(np.int32), "home": rank == 0,
                                "farther": ratio[face, rank].astype(np.float64) - 1.0})
@@ -179,9 +184,8 @@ def cluster_cell(rows: pd.DataFrame, cluster: Callable[[np.ndarray, np.ndarray, 
     million faces in 24 cells: cells of 540,000 faces, 150,000 of them their own). Past `most`,
     the copies whose home lies nearest are kept (the others are clustered in their own cells)."""
     rows = rows.sort_values(["face_id", "home"], ascending=[True, False]).drop_duplicates("face_id")
-    if most is not None and len(rows) > most:
-        copies = rows.loc[~rows["home"], "farther"].sort_values(kind="stable")
-        rows = rows.drop(copies.index[max(0, most - int(rows["home"].sum())):]).sort_values("face_id")
+    if most is not None:
+        rows = rows[kept_in_cell(rows["home"].to_numpy(bool), rows["farther"].to_numpy(np.float64), most)]
     rows = rows.reset_index(drop=True)
     X = np.stack(rows["embedding"].to_numpy()).astype(np.float32)
     labels, probabilities, outlier_scores, old = cluster(X, rows["photo_id"].to_numpy(), rows)
@@ -193,6 +197,17 @@ def cluster_cell(rows: pd.DataFrame, cluster: Callable[[np.ndarray, np.ndarray, 
                          "person": pd.Series(key, dtype="Int64").mask(labels == NOISE).to_numpy(),
                          "probability": np.asarray(probabilities, dtype=np.float64),
                          "outlier_score": np.asarray(outlier_scores, dtype=np.float64)})
+
+
+def kept_in_cell(home: np.ndarray, farther: np.ndarray, most: int) -> np.ndarray:
+    """Which of a cell's faces its task clusters (cluster_cell): all of them up to `most`; past
+    that, the cell's own faces (home), then its copies of other cells' faces, the smallest
+    `farther` first."""
+    kept = np.ones(len(home), dtype=bool)
+    if len(home) > most:
+        copies = np.flatnonzero(~home)
+        kept[copies[np.argsort(farther[copies], kind="stable")][max(0, most - int(home.sum())):]] = False
+    return kept
 
 
 def person_key(cell, label):
