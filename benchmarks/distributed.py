@@ -203,11 +203,11 @@ def cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 
     """Share of a sampled face's k nearest faces (brute force) stored in its home cell ("home"),
     and in any cell the face is clustered in ("any": the neighbours some cell clusters it with), with
     the centres cell_centres would train (k-means on up to 200,000 faces), cell_margin's copies
-    and the cap on a cell task (clustered_in: twice faces_per_cell); "home within" and "any within":
+    and the cap on a cell task (clustered_in, most_faces); "home within" and "any within":
     of the neighbours closer than within only (the ones the clustering's rules count)."""
     import faiss
 
-    from facecluster.grouping.cells import cell_margin, cells_and_ratios, cells_for, train_cells
+    from facecluster.grouping.cells import cell_margin, cells_and_ratios, cells_for, most_faces, train_cells
 
     rng = np.random.default_rng(0)
     n_cells = cells_for(len(X), faces_per_cell)
@@ -216,7 +216,7 @@ def cell_recall(X: np.ndarray, faces_per_cell: int, k: int = 32, queries: int = 
     sample = X[rng.choice(len(X), min(len(X), 200_000), replace=False)]
     centres = train_cells(sample, n_cells)
     nearest, stored, ratio = cells_and_ratios(X, centres, cell_margin(sample, centres))
-    clustered = np.where(clustered_in(nearest, stored, ratio, 2 * faces_per_cell), nearest, -1)
+    clustered = np.where(clustered_in(nearest, stored, ratio, most_faces(faces_per_cell)), nearest, -1)
     asked = rng.choice(len(X), min(queries, len(X)), replace=False)
     squared, found = faiss.knn(X[asked], X, k + 1)
     own = np.where(clustered[asked] >= 0, clustered[asked], -2)

@@ -74,6 +74,13 @@ class Cells:
                    int(frame["faces"].iloc[0]), int(frame["faces_per_cell"].iloc[0]), str(frame["model"].iloc[0]))
 
 
+def most_faces(faces_per_cell: int) -> int:
+    """The faces one cell's task holds at most: a cell with more of its own is cut
+    (facecluster.grouping.distributed.cell_centres), one with more copies on top is cut back
+    (cluster_cell)."""
+    return 2 * faces_per_cell
+
+
 def cells_for(n_faces: int, faces_per_cell: int) -> int:
     """Cells so that each holds about faces_per_cell faces, a face being stored CELL_COPIES times on
     average."""

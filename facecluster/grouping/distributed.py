@@ -103,7 +103,7 @@ def cell_centres(faces: DataFrame, sample: pd.DataFrame, n_faces: int, faces_per
             break
         home = functools.partial(_home_cells, centres=centres)
         counts = faces.select("embedding").mapInPandas(home, "cell int").groupBy("cell").count().toPandas()
-        large = counts[counts["count"] > 2 * faces_per_cell]
+        large = counts[counts["count"] > cells.most_faces(faces_per_cell)]
         if large.empty:
             break
         replaced = [centres[np.setdiff1d(np.arange(len(centres)), large["cell"].to_numpy())]]
@@ -201,7 +201,7 @@ def people_on_executors(spark: SparkSession, faces: DataFrame, previous: DataFra
         print(f"cluster: new faces in {touched} of {len(centres)} cells; the others keep their people", flush=True)
     routed = faces.select(*columns).mapInPandas(route, cells.ROUTED_SCHEMA)
     cluster = cell_clusterer(cluster_settings, model, distances, None if largest is None else int(largest), len(centres))
-    most = 2 * faces_per_cell  # the faces of one task, as cell_centres cuts the cells
+    most = cells.most_faces(faces_per_cell)
     found = routed.groupBy("cell").applyInPandas(lambda rows: cells.cluster_cell(rows, cluster, most),
                                                  cells.CELL_PEOPLE_SCHEMA)
     checkpoint = checkpoint or (lambda frame: frame.localCheckpoint(eager=True))
