@@ -35,7 +35,8 @@ from facecluster.grouping.quality import NOT_A_FACE, clarity, left_out, min_clar
 from facecluster.grouping.people_tables import (extract_faces, to_matrix,  # noqa: F401 (to_matrix: benchmarks)
                                        write_people_tables)
 from facecluster.core.job_arguments import job_parser
-from facecluster.core.runtime import parse_job_arguments, table_path, use_driver_cpus, user_errors
+from facecluster.core.runtime import (batches_of_faces, parse_job_arguments, table_path, use_driver_cpus,
+                                      user_errors)
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
@@ -157,7 +158,8 @@ def cluster(spark: SparkSession, out: str, cluster_settings: dict) -> str:
     if cluster_settings["algorithm"] == "distributed" or (
             cluster_settings["algorithm"] == "auto"
             and chosen_algorithm(spark.read.parquet(FACES.path(out)).count(), cluster_settings) == "distributed"):
-        return cluster_on_executors(spark, out, cluster_settings, run_id)
+        with batches_of_faces(spark):
+            return cluster_on_executors(spark, out, cluster_settings, run_id)
     use_driver_cpus(spark)  # HDBSCAN runs here, on the driver
     previous = extract_previous_assignments(spark, out)
     labels, applied = extract_labels(spark, out)
@@ -190,8 +192,8 @@ def cluster_on_executors(spark: SparkSession, out: str, cluster_settings: dict, 
     faces = extract_faces(spark, out)
     step(spark, "faces too poor to cluster")
     model = check_one_model(r.model for r in faces.select("model").distinct().collect())
-    reasons = left_out_on_executors(faces, cluster_settings, model, set(constraints.member), constraints.not_faces)
-    faces = faces.join(reasons, "face_id").localCheckpoint(eager=True)
+    faces = left_out_on_executors(faces, cluster_settings, model, set(constraints.member),
+                                  constraints.not_faces).localCheckpoint(eager=True)
     clustered = faces.where(F.col("left_out").isNull()).select("face_id", "photo_id", "embedding")
     n_clustered = clustered.count()
     step(spark, "sample of faces")

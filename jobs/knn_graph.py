@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from facecluster.core.catalogue import FACES, KNN_GRAPH
 from facecluster.core.job_arguments import job_parser
-from facecluster.core.runtime import parse_job_arguments, table_path, use_driver_cpus, user_errors
+from facecluster.core.runtime import batches_of_faces, parse_job_arguments, table_path, use_driver_cpus, user_errors
 from facecluster.output.session import job_session
 from facecluster.core.tables import write_table
 
@@ -114,13 +114,8 @@ def knn_graph(spark: SparkSession, out: str, k: int = 32, n_lists: int | str = "
         return search_list(rows, k)
 
     edges = routed.groupBy("list_id").applyInPandas(search, EDGE_SCHEMA)
-    # conf/ sizes Arrow batches for photos (16 rows of megabytes); here a row is one embedding.
-    key, batch = "spark.sql.execution.arrow.maxRecordsPerBatch", spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
-    spark.conf.set(key, "8192")
-    try:
+    with batches_of_faces(spark):
         write_table(nearest_k(edges, k), out, GRAPH)
-    finally:
-        spark.conf.set(key, batch)
     return {"faces": n_faces, "lists": len(centres), "probes": probes, "k": k}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import re
@@ -102,6 +103,20 @@ def start_spark(settings: dict, step: str | None = None):
 def describe(spark, step: str, detail: str = "") -> None:
     """What the Spark UI shows for the jobs that follow: the step, and what it works on."""
     spark.sparkContext.setJobDescription(f"facecluster {step}" + (f": {detail}" if detail else ""))
+
+
+@contextlib.contextmanager
+def batches_of_faces(spark, rows: int = 10_000):
+    """Arrow batches of `rows` rows while a step hands faces' numbers to Python. The batch size set
+    for photos (16 rows of megabytes each) would cut a million faces into 60,000 batches, each
+    paying Python's cost per batch: the quality gate on 300,000 faces took 5 times as long."""
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    photos = spark.conf.get(key)
+    spark.conf.set(key, str(rows))
+    try:
+        yield
+    finally:
+        spark.conf.set(key, photos)
 
 
 def user_errors(main):

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from facecluster.core.catalogue import ASSIGNMENTS, FACES, PEOPLE, PERSON_ALBUMS, PHOTOS
-from facecluster.core.runtime import table_path
+from facecluster.core.runtime import batches_of_faces, table_path
 from facecluster.core.tables import write_table
 
 
@@ -40,16 +40,9 @@ def to_matrix(faces: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def write_people_tables(spark: SparkSession, out: str, assignments: pd.DataFrame, people: pd.DataFrame) -> None:
-    # The batch size set for photos (16 rows) would cut a million assignments into 60,000 Arrow
-    # batches on their way to Spark; rows of numbers travel in large batches.
-    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    photo_batch = spark.conf.get(batch_key)
-    spark.conf.set(batch_key, "200000")
-    try:
+    with batches_of_faces(spark, 200_000):
         write_table(spark.createDataFrame(assignments, schema=ASSIGNMENTS.schema), out, ASSIGNMENTS.name, files=1)
         write_table(spark.createDataFrame(people, schema=PEOPLE.schema), out, PEOPLE.name, files=1)
-    finally:
-        spark.conf.set(batch_key, photo_batch)
 
 
 def person_albums(assignments: DataFrame, faces: DataFrame, photos: DataFrame) -> DataFrame:
