@@ -7,6 +7,7 @@ this script starts and stops: a master and two workers on this machine.
         --faces-per-cell 2000 5000 250000
     .venv/bin/python benchmarks/distributed.py --components --sizes 100000 --runs OUT...
     .venv/bin/python benchmarks/distributed.py --compare --runs KEPT/celebs17 KEPT/lfwall --faces-per-cell 2000 5000
+    .venv/bin/python benchmarks/distributed.py --gate --sizes 300000
 
 For each size: synthetic 128-d faces (facecluster.measuring.synthetic, archive-like identity
 sizes, fitted to dlib's LFW distances) written as a faces and a photos table; `facecluster
@@ -19,11 +20,15 @@ cell, and pairwise precision / recall / F against the generator's truth. For the
 adjusted Rand index between the two, each face in no person counted as its own, is printed.
 With --recall, only the home-cell recall for each set and cell size; with --components, the
 largest piece of HDBSCAN's tree cut at a few distances (neither starts Spark); with --compare,
-kept real runs clustered by knn and by distributed in local mode, against each other and their labels.
+kept real runs clustered by knn and by distributed in local mode, against each other and their labels;
+with --gate, the quality gate in local mode on the synthetic faces, side by side: as a table
+joined back to the faces by face_id, and as a column of each face, in Arrow batches of 16 rows
+(the photos' size) and of 10,000 (batches_of_faces); the median of 3 rounds.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -323,12 +328,73 @@ def compare_runs(args) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def gate_table(args) -> None:
+    import statistics
+
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from facecluster.core.runtime import batches_of_faces, start_spark
+    from facecluster.core.settings import load_settings
+    from facecluster.grouping.distributed import _batch_matrix, left_out_on_executors
+    from facecluster.grouping.people_tables import extract_faces
+    from facecluster.grouping.quality import clarity, left_out, min_clarity
+
+    model = "dlib-resnet-v1"
+    settings = load_settings(overrides=["spark.master=local[2]"])
+    cluster = settings["cluster"]
+    threshold = min_clarity(cluster["min_clarity"], model)
+
+    def joined_back(faces):
+        def reasons(batches):
+            for batch in batches:
+                face_clarity = clarity(_batch_matrix(batch), model)
+                reason = left_out(batch["face_px"].to_numpy(dtype=np.float64),
+                                  batch["det_score"].to_numpy(dtype=np.float64), face_clarity, cluster, threshold)
+                yield pd.DataFrame({"face_id": batch["face_id"].to_numpy(), "clarity": face_clarity,
+                                    "left_out": pd.Series(reason, dtype=object).replace("", None).to_numpy()})
+        table = faces.select("face_id", "face_px", "det_score", "embedding").mapInPandas(
+            reasons, "face_id string, clarity double, left_out string")
+        return faces.join(table, "face_id")
+
+    def as_column(faces):
+        return left_out_on_executors(faces, cluster, model, set(), set())
+
+    spark = start_spark(settings)
+    work = Path(tempfile.mkdtemp(prefix="gate-", dir=ROOT / ".cache"))
+    try:
+        for size in args.sizes:
+            X, _ = generate(size, DLIB_LIKE, seed=7)
+            out = work / f"run{size}"
+            write_archive(out, X)
+            del X
+            times: dict = {}
+            for _ in range(3):
+                for name, gate, batched in (("joined back, batches of 16", joined_back, False),
+                                            ("a column, batches of 16", as_column, False),
+                                            ("a column, batches of 10,000", as_column, True)):
+                    started = time.perf_counter()
+                    with batches_of_faces(spark) if batched else contextlib.nullcontext():
+                        gated = gate(extract_faces(spark, str(out))).localCheckpoint(eager=True)
+                    clustered = gated.where(F.col("left_out").isNull()).count()
+                    times.setdefault(name, []).append(time.perf_counter() - started)
+            base = statistics.median(times["joined back, batches of 16"])
+            print(f"the quality gate on {size:,} faces ({clustered:,} clustered), local[2], median of 3:")
+            for name, seconds in times.items():
+                print(f"  {name:<30} {statistics.median(seconds):6.1f} s ({', '.join(f'{t:.1f}' for t in seconds)}); "
+                      f"{statistics.median(seconds) / base:.2f} of joined back", flush=True)
+    finally:
+        spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="*", type=int, default=[500_000, 1_000_000, 2_000_000])
     parser.add_argument("--recall", action="store_true", help="only the home-cell recall table, no Spark")
     parser.add_argument("--components", action="store_true", help="only the largest components of a cut tree")
     parser.add_argument("--compare", action="store_true", help="kept real runs (--runs): knn against distributed")
+    parser.add_argument("--gate", action="store_true", help="only the quality gate, joined back against a column")
     parser.add_argument("--runs", nargs="*", default=[], help="output roots whose faces enter the recall table")
     parser.add_argument("--faces-per-cell", type=int, nargs="+", default=[250_000])
     parser.add_argument("--compare-knn", nargs="*", type=int, default=[], help="sizes also clustered on the driver")
@@ -343,6 +409,8 @@ def main() -> None:
         return component_table(args)
     if args.compare:
         return compare_runs(args)
+    if args.gate:
+        return gate_table(args)
     args.faces_per_cell = args.faces_per_cell[0]
     if args.keep_labels:
         Path(args.keep_labels).mkdir(parents=True, exist_ok=True)
